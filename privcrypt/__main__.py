@@ -1,0 +1,5 @@
+import sys
+
+from privcrypt.cli import main
+
+sys.exit(main())

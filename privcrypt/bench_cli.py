@@ -1,0 +1,50 @@
+"""``privcrypt bench NAME``: dispatch to the benchmark scripts in ``benchmarks/``.
+
+Benchmarks live in the source checkout (``benchmarks/bench_<name>.py`` next to the
+packages), not in the installed packages: they compare against peer libraries from the
+``bench`` extra and write ``benchmarks/results/<name>.json`` plus a markdown table. Each
+script defines ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> dict``, and
+keeps heavy imports inside ``run`` so that ``privcrypt --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from privcrypt.cli import add_json_flag
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "benchmarks"
+
+
+def bench_names() -> list[str]:
+    """Benchmarks present in the checkout, by name."""
+    if not BENCH_DIR.is_dir():
+        return []
+    return sorted(p.stem[len("bench_"):] for p in BENCH_DIR.glob("bench_*.py"))
+
+
+def load_bench(name: str):
+    """Import ``benchmarks.bench_<name>`` from the checkout."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"benchmarks.bench_{name}")
+
+
+def add_parser(sub) -> None:
+    names = bench_names()
+    if not names:  # installed without a checkout: nothing to run
+        return
+    parser = sub.add_parser("bench", help="run a benchmark against its peer; writes benchmarks/results/")
+    bsub = parser.add_subparsers(dest="bench", metavar="NAME")
+    for name in names:
+        mod = load_bench(name)
+        p = bsub.add_parser(name, help=getattr(mod, "DESCRIPTION", ""))
+        p.add_argument("--quick", action="store_true", help="a small run (a minute or less)")
+        p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
+        add_json_flag(p)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
+    parser.set_defaults(func=lambda args: parser.print_help())

@@ -1,0 +1,61 @@
+"""``privcrypt demo``: a small honest run of every capability that exists, with a report.
+
+Runs each benchmark in ``--quick`` mode (each a minute or less), collects their JSON and
+writes ``demo_report.md`` (and ``demo_report.json``) with the tables. A benchmark whose
+optional dependency is missing is reported as skipped with the reason, never faked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from pathlib import Path
+
+from privcrypt.cli import add_json_flag
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("demo", help="run a quick version of every benchmark and write a report")
+    p.add_argument("--out", default="demo_report", help="report path without extension")
+    p.add_argument("--only", nargs="*", default=None, help="run only these benchmarks")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> dict:
+    from privcrypt.bench_cli import bench_names, load_bench
+    from privcrypt.progress import progress
+
+    names = args.only or bench_names()
+    sections, summary = [], {}
+    for name in progress(names, desc="demo"):
+        t0 = time.perf_counter()
+        try:
+            mod = load_bench(name)
+            p = argparse.ArgumentParser()
+            mod.add_arguments(p)
+            bargs = p.parse_args([])
+            bargs.quick, bargs.json, bargs.no_write = True, True, False
+            res = mod.run(bargs)
+            status = "ok"
+        except ImportError as exc:
+            res, status = None, f"skipped: {exc}"
+        except Exception as exc:  # report, don't hide: the demo goes on with the others
+            res, status = None, f"FAILED: {exc!r}"
+            traceback.print_exc()
+        secs = time.perf_counter() - t0
+        summary[name] = {"status": status, "seconds": round(secs, 2)}
+        md_path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{name}.md"
+        table = md_path.read_text() if (res is not None and md_path.exists()) else ""
+        sections.append(f"## {name}\n\nstatus: {status} ({secs:.1f} s)\n\n{table}\n")
+        summary[name]["result"] = res
+    report = "# privcrypt demo report\n\n" + "\n".join(sections)
+    Path(args.out + ".md").write_text(report)
+    Path(args.out + ".json").write_text(json.dumps(summary, indent=2, default=str))
+    if not args.json:
+        print(report)
+        print(f"report written to {args.out}.md")
+        return None
+    return {"report": args.out + ".md", "benchmarks": {k: v["status"] for k, v in summary.items()}}

@@ -1,0 +1,31 @@
+"""Secure aggregation of model updates behind one interface.
+
+>>> from privcrypt.secagg import make_aggregator
+>>> agg = make_aggregator("plain")
+>>> res = agg.aggregate({0: [1.0, 2.0], 1: [3.0, 4.0]})
+>>> res.mean.tolist()
+[2.0, 3.0]
+
+Backends: ``plain`` (no protection; the baseline), ``masking`` (pairwise masks with
+secret-shared seeds, dropout tolerant), ``spdz`` (authenticated additive shares held by
+compute parties), ``ckks`` (CKKS homomorphic encryption). See docs/secagg.md for the
+threat model of each.
+"""
+
+from privcrypt.secagg.base import (
+    AggregationResult,
+    SecureAggregator,
+    available_backends,
+    make_aggregator,
+    register_backend,
+    validate_round_inputs,
+)
+
+__all__ = [
+    "AggregationResult",
+    "SecureAggregator",
+    "available_backends",
+    "make_aggregator",
+    "register_backend",
+    "validate_round_inputs",
+]

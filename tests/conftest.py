@@ -1,0 +1,20 @@
+"""Shared test settings: one torch thread (two threads on two shared cores run slower),
+a bounded hypothesis profile so the suite stays fast, and no progress bars."""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+os.environ.setdefault("PRIVCRYPT_NO_PROGRESS", "1")
+
+try:  # torch is optional for the core package
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
