@@ -21,6 +21,8 @@ from typing import Mapping
 
 import numpy as np
 
+from privcrypt.exceptions import ProtocolAbort
+
 __all__ = [
     "AggregationResult",
     "SecureAggregator",
@@ -28,6 +30,7 @@ __all__ = [
     "make_aggregator",
     "available_backends",
     "validate_round_inputs",
+    "check_survivors",
 ]
 
 
@@ -54,6 +57,15 @@ class SecureAggregator(ABC):
     model (who may collude, how many may drop out) in the class docstring."""
 
     name: str = "abstract"
+    #: Fewest surviving clients a round may aggregate. Below it the round aborts with
+    #: ``ProtocolAbort``: a mean over very few clients reveals their individual updates.
+    min_clients: int = 1
+
+    @property
+    def atol(self) -> float:
+        """Declared absolute error of each coordinate of the mean, for inputs inside the
+        backend's declared range (its ``clip``, where it has one). 0 for exact backends."""
+        return 0.0
 
     @abstractmethod
     def aggregate(
@@ -115,6 +127,14 @@ def validate_round_inputs(
     if unknown:
         raise ValueError(f"dropped names unknown clients {sorted(unknown)}")
     return clean, w, dropped
+
+
+def check_survivors(n_survivors: int, threshold: int, stage: str) -> None:
+    """Raise ``ProtocolAbort`` naming ``stage`` unless ``n_survivors >= threshold``."""
+    if n_survivors < threshold:
+        raise ProtocolAbort(
+            f"{n_survivors} surviving clients, at least {threshold} needed", stage=stage
+        )
 
 
 # -- registry -------------------------------------------------------------------------
