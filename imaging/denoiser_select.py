@@ -12,7 +12,11 @@ the same scale; RGB images are denoised channel by channel (:func:`denoise_image
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from privcrypt.exceptions import PrivcryptError
 
 __all__ = ["select_denoiser", "SkimageNLMeans", "denoise_image"]
 
@@ -50,7 +54,12 @@ def select_denoiser(sigma: float):
         if exc.name not in ("imaging.denoise",):
             raise
         return SkimageNLMeans(sigma)
-    return load_denoiser(sigma)
+    try:
+        return load_denoiser(sigma)
+    except (FileNotFoundError, ValueError, PrivcryptError) as exc:  # no weights for this sigma
+        warnings.warn(f"DnCNN unavailable for sigma={sigma:g} ({exc}); using the scikit-image stand-in",
+                      RuntimeWarning, stacklevel=2)
+        return SkimageNLMeans(sigma)
 
 
 def denoiser_name(den) -> str:

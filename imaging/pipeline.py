@@ -151,6 +151,12 @@ def _validate_shape(shape: Any, what: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def _orthogonal_wavelets() -> set[str]:
+    import pywt
+
+    return {w for w in pywt.wavelist(kind="discrete") if pywt.Wavelet(w).orthogonal}
+
+
 def _validate_params(p: Any) -> dict[str, Any]:
     if not isinstance(p, dict) or set(p) != set(_PARAM_TYPES):
         raise MalformedInput("cipher parameters have wrong fields")
@@ -165,6 +171,8 @@ def _validate_params(p: Any) -> dict[str, Any]:
         raise MalformedInput("invalid alpha")
     if not (math.isfinite(p["sigma"]) and p["sigma"] >= 0 and math.isfinite(p["noise_mean"])):
         raise MalformedInput("invalid noise parameters")
+    if p["wavelet"] not in _orthogonal_wavelets():
+        raise MalformedInput(f"unsupported wavelet {p['wavelet'][:32]!r}")
     if p["carrier"] not in ("key", "user") or len(p["kcv"]) != 16:
         raise MalformedInput("invalid carrier or key check value")
     try:

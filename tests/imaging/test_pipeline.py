@@ -164,3 +164,17 @@ def test_chosen_plaintext_attack_breaks_the_paper_configuration():
         if sigma == 0:
             guess = decrypt_with_recovered(pipe.encrypt(img).data, rec, 0.8)
             assert np.array_equal(np.clip(np.rint(guess), 0, 255).astype(np.uint8), img)
+
+
+@given(data=st.data())
+def test_corrupted_cipher_bytes_never_crash_loosely(data):
+    blob = bytearray(FlepPipeline(KEY, sigma=0, diffusion=data.draw(st.booleans())).encrypt(_image(6)).to_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(blob) - 1))
+        blob[i] = data.draw(st.integers(0, 255))
+    try:
+        c = FlepCipher.from_bytes(bytes(blob))
+    except MalformedInput:
+        return
+    # parsed: then it is a consistent cipher that a matching pipeline can process
+    FlepPipeline.from_cipher(KEY, c).decrypt(c, verify_key=False)
