@@ -80,6 +80,7 @@ class DwtBlender:
                 raise ValueError("carrier must be a non-empty 2-D or 3-D image")
         self._user_carrier = carrier
         self._cache: dict[tuple[int, ...], np.ndarray] = {}
+        self._bands: dict[tuple, list[np.ndarray]] = {}
 
     @property
     def carrier_kind(self) -> str:
@@ -120,6 +121,13 @@ class DwtBlender:
         self._cache[shape] = c
         return c
 
+    def _carrier_bands(self, shape: tuple[int, ...]) -> list[np.ndarray]:
+        """``(1 - alpha_b) * DWT(carrier)_b`` for a padded shape, computed once per shape."""
+        key = ("bands",) + tuple(int(v) for v in shape)
+        if key not in self._bands:
+            self._bands[key] = [(1.0 - a) * S for a, S in zip(self.alphas, self._dwt(self.carrier(shape)))]
+        return self._bands[key]
+
     def _dwt(self, x: np.ndarray):
         ca, (ch, cv, cd) = pywt.dwt2(x, self.wavelet, mode="periodization", axes=(0, 1))
         return [ca, ch, cv, cd]
@@ -135,14 +143,12 @@ class DwtBlender:
         if pshape != x.shape:
             pad = [(0, pshape[0] - x.shape[0]), (0, pshape[1] - x.shape[1])] + [(0, 0)] * (x.ndim - 2)
             x = np.pad(x, pad, mode="edge")
-        s = self.carrier(pshape)
-        xb, sb = self._dwt(x), self._dwt(s)
-        return self._idwt([a * X + (1.0 - a) * S for a, X, S in zip(self.alphas, xb, sb)])
+        xb = self._dwt(x)
+        return self._idwt([a * X + S for a, X, S in zip(self.alphas, xb, self._carrier_bands(pshape))])
 
     def decrypt(self, y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Invert the blend of a padded array ``y``; crop to the original ``shape``."""
         y = np.asarray(y, dtype=np.float64)
-        s = self.carrier(y.shape)
-        yb, sb = self._dwt(y), self._dwt(s)
-        x = self._idwt([(Y - (1.0 - a) * S) / a for a, Y, S in zip(self.alphas, yb, sb)])
+        yb = self._dwt(y)
+        x = self._idwt([(Y - S) / a for a, Y, S in zip(self.alphas, yb, self._carrier_bands(y.shape))])
         return x[: shape[0], : shape[1]]

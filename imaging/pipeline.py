@@ -218,6 +218,7 @@ class FlepPipeline:
         if decode_order not in ("fixed", "paper"):
             raise ValueError("decode_order must be 'fixed' or 'paper'")
         self._key = key
+        self._kcv = key.check_value().hex()
         self.scrambler = ChaoticScrambler(key.layer_key("flep/scramble"), block=block, full_permutation=full_permutation) if scramble else None
         self.blender = DwtBlender(key.layer_key("flep/blend"), alpha=alpha, wavelet=wavelet, carrier=carrier) if blend else None
         self.noise = GaussianNoise(sigma, noise_mean)
@@ -250,7 +251,7 @@ class FlepPipeline:
             "diffusion": self.diffuser is not None,
             "diffusion_rounds": self._rounds,
             "frac_bits": self._frac,
-            "kcv": self._key.check_value().hex(),
+            "kcv": self._kcv,
         }
 
     @classmethod
