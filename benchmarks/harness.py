@@ -117,7 +117,8 @@ def write_result(name: str, data: dict, table_md: str = "", *, write: bool = Tru
 def finish(name: str, data: dict, table_md: str, args) -> dict | None:
     """The end of every benchmark's ``run``: write results (unless ``--no-write``), print
     the markdown table for people, and return the dict for ``--json``."""
-    out = write_result(name, data, table_md, write=not getattr(args, "no_write", False))
+    out = write_result(name, {**data, "table_md": table_md},
+                       table_md, write=not getattr(args, "no_write", False))
     if getattr(args, "json", False):
         return out
     print(table_md)

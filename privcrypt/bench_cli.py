@@ -10,6 +10,7 @@ keeps heavy imports inside ``run`` so that ``privcrypt --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,10 +27,28 @@ def bench_names() -> list[str]:
     return sorted(p.stem[len("bench_"):] for p in BENCH_DIR.glob("bench_*.py"))
 
 
+def ensure_benchmarks_package():
+    """Bind the import name ``benchmarks`` to this checkout's ``benchmarks/`` folder.
+
+    Some dependencies (Opacus) install an unrelated top-level package called
+    ``benchmarks``; without this, ``import benchmarks.harness`` could find theirs."""
+    mod = sys.modules.get("benchmarks")
+    if mod is not None and list(getattr(mod, "__path__", [])) == [str(BENCH_DIR)]:
+        return mod
+    for key in [k for k in sys.modules if k == "benchmarks" or k.startswith("benchmarks.")]:
+        del sys.modules[key]
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks", BENCH_DIR / "__init__.py", submodule_search_locations=[str(BENCH_DIR)]
+    )
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["benchmarks"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def load_bench(name: str):
     """Import ``benchmarks.bench_<name>`` from the checkout."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    ensure_benchmarks_package()
     return importlib.import_module(f"benchmarks.bench_{name}")
 
 

@@ -1,7 +1,8 @@
 """``privcrypt demo``: a small honest run of every capability that exists, with a report.
 
 Runs each benchmark in ``--quick`` mode (each a minute or less), collects their JSON and
-writes ``demo_report.md`` (and ``demo_report.json``) with the tables. A benchmark whose
+writes ``demo_report.md`` (and ``demo_report.json``) with the tables. Quick runs never
+overwrite the full results in ``benchmarks/results/``. A benchmark whose
 optional dependency is missing is reported as skipped with the reason, never faked.
 """
 
@@ -37,7 +38,7 @@ def run(args) -> dict:
             p = argparse.ArgumentParser()
             mod.add_arguments(p)
             bargs = p.parse_args([])
-            bargs.quick, bargs.json, bargs.no_write = True, True, False
+            bargs.quick, bargs.json, bargs.no_write = True, True, True
             res = mod.run(bargs)
             status = "ok"
         except ImportError as exc:
@@ -47,8 +48,7 @@ def run(args) -> dict:
             traceback.print_exc()
         secs = time.perf_counter() - t0
         summary[name] = {"status": status, "seconds": round(secs, 2)}
-        md_path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / f"{name}.md"
-        table = md_path.read_text() if (res is not None and md_path.exists()) else ""
+        table = (res or {}).get("table_md", "")
         sections.append(f"## {name}\n\nstatus: {status} ({secs:.1f} s)\n\n{table}\n")
         summary[name]["result"] = res
     report = "# privcrypt demo report\n\n" + "\n".join(sections)
