@@ -110,7 +110,13 @@ def parse(data: bytes, ctx, *, kind: int | None = None, mode: str | None = None,
         off += 4
         if ln == 0 or ln > max_chunk or len(mv) < off + ln:
             raise MalformedInput("CKKS message truncated or chunk length out of range")
-        chunks.append(mv[off:off + ln])
+        raw = mv[off:off + ln]
+        # SEAL's own header: magic 0x5EA1, 16-byte header, reserved bytes zero, and the
+        # stated size equal to the chunk length (SEAL itself ignores the reserved bytes).
+        if (ln < 16 or bytes(raw[:3]) != b"\x5e\xa1\x10" or bytes(raw[6:8]) != b"\0\0"
+                or struct.unpack_from("<Q", raw, 8)[0] != ln):
+            raise MalformedInput("chunk is not a SEAL object of the stated length")
+        chunks.append(raw)
         off += ln
     if off != len(mv):
         raise MalformedInput("trailing bytes after the last chunk")
