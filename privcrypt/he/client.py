@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from privcrypt.encoding import Quantizer
-from privcrypt.exceptions import InvalidKey
+from privcrypt.exceptions import MalformedInput
 from privcrypt.he import blob
 from privcrypt.he._seal import seal_files, sealapi
 from privcrypt.he.context import CkksContext
@@ -49,7 +49,8 @@ def noise_bound(params: ParamSet, count: int, weight_sum: float, *, compact: boo
     ``sum_j c_j ζ^j / scale`` with |ζ| = 1, so its error is at most the l1 norm:
     ``count * N * 21.5 / (Δ * weight_sum)``. For N=4096, Δ=2^40 that is 8.0e-8 per unit of
     ``count / weight_sum`` (e.g. the mean of equally weighted clients). Double-precision
-    decoding adds a relative error of about N 2^-52 (< 1e-12), not included here.
+    encoding/decoding adds a relative error of about N log N 2^-53 (~1e-11 of the values'
+    magnitude), not included here.
     """
     scale = params.compact_scale if compact else params.scale
     return count * params.poly_degree * (ERROR_BOUND + 0.5) / (scale * weight_sum)
@@ -177,9 +178,11 @@ def decrypt(ctx: CkksContext, data: bytes, *, dtype=np.float32, with_info: bool 
     info = DecryptInfo(count=hdr.count, weight=hdr.weight, mode=hdr.mode)
     if compact:
         lane_cap = 2**p.lane_bits
-        if max_resid >= 0.5 or np.any(vals < 0) or np.any(vals >= lane_cap):
-            raise InvalidKey("compact aggregate does not decode to in-range integers "
-                             "(wrong key, or lanes overflowed)")
+        # Correct aggregates sit within ~0.01 of integers (docs/he.md); > 0.25 means the
+        # ciphertext was altered or lanes overflowed: refuse rather than return garbage.
+        if max_resid > 0.25 or np.any(vals < 0) or np.any(vals >= lane_cap):
+            raise MalformedInput("compact aggregate does not decode to in-range integers "
+                                 "(altered ciphertext or lane overflow)")
         q = Quantizer(hdr.clip, hdr.bits)
         mean = q.dequantize_sum(vals, hdr.count) / hdr.weight
         # Stochastic rounding: each contribution is off by < one step (before / weight).

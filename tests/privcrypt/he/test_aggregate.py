@@ -29,7 +29,7 @@ def test_default_mode_matches_weighted_mean(key, k):
     ws = rng.uniform(0.2, 1.0, k)
     mean, info = _round(key, xs, ws, "default")
     ref = np.average(np.stack(xs), axis=0, weights=ws)
-    bound = info["error_bound"] + 1e-12 * np.max(np.abs(ref))  # + double-precision decoding
+    bound = info["error_bound"] + 1e-11 * np.max(np.abs(ref))  # + double-precision FFT
     assert info["error_bound"] == pytest.approx(
         noise_bound(get_params(), k, ws.sum()) + info["rounding_step"] / 2, rel=1e-9)
     assert np.max(np.abs(mean - ref)) <= bound
@@ -61,7 +61,7 @@ def test_compact_mode_exact_integer_sums(key, k):
     step = 2 * clip / (2**16 - 1)
     assert info["error_bound"] == pytest.approx(k * step / ws.sum())
     assert np.max(np.abs(mean - ref)) <= info["error_bound"]
-    assert info["max_residual"] < 0.05  # the exact-rounding margin is 0.5
+    assert info["max_residual"] < 0.05  # measured <= 0.01; the exact-rounding margin is 0.5
 
 
 def test_compact_overflow_guard(key):
