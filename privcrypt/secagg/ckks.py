@@ -37,7 +37,7 @@ import numpy as np
 from privcrypt.encoding import Quantizer
 from privcrypt.exceptions import MalformedInput, UnsupportedParameters
 from privcrypt.he import Accumulator, CkksContext, blob, decrypt, encrypt, get_params, noise_bound
-from privcrypt.he.client import _rounding_step
+from privcrypt.he.client import FLOAT_REL_ERROR, _rounding_step
 from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
 from privcrypt.wire import BROADCAST, SERVER, Message
@@ -159,7 +159,8 @@ class CkksAggregator(SecureAggregator):
         if self.mode == "compact":
             return count_over_weight * self.quantizer.step
         e = noise_bound(self.params, 1, 1.0 / count_over_weight)
-        return e + _rounding_step(e) / 2
+        value_bound = self.params.max_sum / self.max_clients
+        return e + _rounding_step(e) / 2 + FLOAT_REL_ERROR * value_bound
 
     # -- provisioning (once) ----------------------------------------------------------
     def _client(self, cid: int) -> CkksClient:
