@@ -125,16 +125,13 @@ def encrypt(ctx: CkksContext, x, *, weight: float = 1.0, mode: str = "default", 
     lane_mul = float(2**p.lane_bits)
     with seal_files() as files:
         for c in range(n_chunks):
-            if mode == "default":
-                piece = np.zeros(per)
-                seg = y[c * per:(c + 1) * per]
-                piece[:seg.size] = seg
-            else:
-                piece2 = np.zeros(per)
-                seg = lanes[c * per:(c + 1) * per]
-                piece2[:seg.size] = seg
-                piece = piece2[:p.poly_degree] + lane_mul * piece2[p.poly_degree:]
-            z = piece[:half] + 1j * piece[half:]
+            src = y if mode == "default" else lanes
+            seg = src[c * per:(c + 1) * per]
+            buf = np.zeros(per)  # the last chunk is zero-padded
+            buf[:seg.size] = seg
+            if mode == "compact":  # two integer lanes per real: q_lo + 2^20 q_hi
+                buf = buf[:p.poly_degree] + lane_mul * buf[p.poly_degree:]
+            z = buf[:half] + 1j * buf[half:]  # two reals per complex slot
             pt = sealapi.Plaintext()
             encoder.encode(z, scale, pt)
             chunks.append(files.save(enc.encrypt_symmetric(pt)))

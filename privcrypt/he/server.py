@@ -39,7 +39,8 @@ class Accumulator:
     def __init__(self, ctx: CkksContext, n_values: int, mode: str = "default"):
         if mode not in blob.MODES:
             raise ValueError(f"mode must be one of {sorted(blob.MODES)}")
-        self.ctx = ctx
+        # The server side never keeps a key, even when handed a key holder's context.
+        self.ctx = ctx.public() if ctx.has_secret else ctx
         self.n_values = int(n_values)
         self.mode = mode
         self.count = 0

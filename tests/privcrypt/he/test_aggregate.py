@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privcrypt.exceptions import ProtocolAbort
 from privcrypt.he import Accumulator, decrypt, encrypt, get_params, noise_bound
@@ -86,3 +88,16 @@ def test_bytes_per_value(key):
     assert up / n <= 8.1
     upc = len(encrypt(key, np.zeros(2 * n), mode="compact", clip=1.0))
     assert upc / (2 * n) <= 4.1
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    n=st.integers(1, 9000),
+    scale=st.floats(1e-3, 1e3),
+    weight=st.floats(1e-2, 1.0),
+)
+def test_roundtrip_property(key, n, scale, weight):
+    x = np.linspace(-scale, scale, n)
+    out, info = decrypt(key, encrypt(key, x, weight=weight), dtype=np.float64, with_info=True)
+    assert out.shape == (n,)
+    assert np.max(np.abs(out - x)) <= info["error_bound"]
