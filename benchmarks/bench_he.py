@@ -12,9 +12,9 @@ slot, seeded symmetric encryption, division by a change of scale; compact: 16-bi
 quantization in two 20-bit lanes per real). See docs/he.md.
 
 Reported per variant: bytes/value up (one client) and down (the aggregate), client encrypt
-CPU s (mean over clients), server aggregate CPU s (all clients), decrypt CPU s (one key
-holder), max abs error against the float64 weighted mean, and ratios ours/baseline. CPU
-times are process CPU (all threads), because the machine is shared.
+CPU s (mean over clients), server aggregate CPU s (all clients; median of ``--repeat``),
+decrypt CPU s (one key holder; median of ``--repeat``), max abs error against the float64
+weighted mean, and ratios ours/baseline. CPU times are process CPU (all threads), because the machine is shared.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--layers", type=int, default=1, help="baseline: vectors per model")
     parser.add_argument("--clip", type=float, default=1.0, help="compact mode clip bound")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of aggregate/decrypt (median)")
 
 
 @contextlib.contextmanager
@@ -53,7 +54,7 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def _baseline(xs, ws, layers, measure):
+def _baseline(xs, ws, layers, measure, repeat):
     import numpy as np
     import tenseal as ts
 
@@ -78,13 +79,13 @@ def _baseline(xs, ws, layers, measure):
                 merged = vecs if merged is None else [m + v for m, v in zip(merged, vecs)]
             return [m.serialize() for m in merged]
 
-        srv = measure(server, repeat=1, warmup=0)
+        srv = measure(server, repeat=repeat, warmup=0)
         down = srv["result"]
 
         def dec():
             return np.concatenate([np.array(ts.ckks_vector_from(ctx, b).decrypt()) for b in down]) / float(np.sum(ws))
 
-        d = measure(dec, repeat=1, warmup=0)
+        d = measure(dec, repeat=repeat, warmup=0)
     return {
         "up_bytes": sum(len(b) for b in ups[0]),
         "down_bytes": sum(len(b) for b in down),
@@ -96,7 +97,7 @@ def _baseline(xs, ws, layers, measure):
     }
 
 
-def _ours(xs, ws, mode, clip, measure, rng):
+def _ours(xs, ws, mode, clip, measure, rng, repeat):
     import numpy as np
 
     from privcrypt.he import Accumulator, CkksContext, decrypt, encrypt
@@ -115,8 +116,9 @@ def _ours(xs, ws, mode, clip, measure, rng):
             acc.add(u)
         return acc.finish()
 
-    srv = measure(server, repeat=1, warmup=0)
-    d = measure(lambda: decrypt(key, srv["result"], dtype=np.float64, with_info=True), repeat=1, warmup=0)
+    srv = measure(server, repeat=repeat, warmup=0)
+    d = measure(lambda: decrypt(key, srv["result"], dtype=np.float64, with_info=True), repeat=repeat,
+                warmup=0)
     mean, info = d["result"]
     return {
         "up_bytes": len(ups[0]),
@@ -144,9 +146,9 @@ def run(args) -> dict:
     ref = np.average(np.stack([x.astype(np.float64) for x in xs]), axis=0, weights=ws)
 
     variants = {
-        "tenseal_flare": _baseline(xs, ws, args.layers, measure),
-        "ours_default": _ours(xs, ws, "default", args.clip, measure, rng),
-        "ours_compact": _ours(xs, ws, "compact", args.clip, measure, rng),
+        "tenseal_flare": _baseline(xs, ws, args.layers, measure, args.repeat),
+        "ours_default": _ours(xs, ws, "default", args.clip, measure, rng, args.repeat),
+        "ours_compact": _ours(xs, ws, "compact", args.clip, measure, rng, args.repeat),
     }
     rows = []
     for name, v in variants.items():
@@ -175,6 +177,7 @@ def run(args) -> dict:
         "default_error_le_1e-6": d["max_abs_error"] <= 1e-6,
     }
     data = {"n_values": n, "clients": k, "baseline_layers": args.layers, "clip": args.clip,
+            "repeat": args.repeat, "cpu_time": "process CPU s (all threads)",
             "weights": "sample counts 500..1000", "rows": rows, "targets_met": targets,
             "quick": bool(args.quick)}
     cols = ["variant", "up_B_per_value", "down_B_per_value", "client_encrypt_cpu_s",
