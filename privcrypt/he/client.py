@@ -86,9 +86,9 @@ def encrypt(ctx: CkksContext, x, *, weight: float = 1.0, mode: str = "default", 
 
     Default mode: ``|weight * x|`` must stay within ``ctx.value_bound`` (``ValueError``
     otherwise), so that ``max_clients`` contributions cannot overflow the modulus.
-    Compact mode: ``clip`` is required, ``0 < weight <= 1``; values outside ±clip are
-    clipped (see :func:`compact_clipped` to count them first). ``rng`` feeds the stochastic
-    rounding of compact mode.
+    Compact mode: ``clip`` is required, ``0 < weight <= 1``; values of ``weight * x`` outside
+    ±clip are clipped to it (the declared range; ``np.count_nonzero(np.abs(x) > clip)``
+    counts them beforehand). ``rng`` feeds the stochastic rounding of compact mode.
     """
     if mode not in blob.MODES:
         raise ValueError(f"mode must be one of {sorted(blob.MODES)}")
