@@ -90,6 +90,7 @@ __all__ = [
     "default_threshold",
     "expand_mask",
     "STAGES",
+    "run_round",
 ]
 
 ADVERTISE, SHARE, MASKED, UNMASK = "advertise_keys", "share_keys", "masked_input", "unmasking"
@@ -545,6 +546,56 @@ class MaskingServer:
         return sum(self.factor[u] for u in self.u3)
 
 
+# -- driving a round ----------------------------------------------------------------------
+
+def run_round(server: MaskingServer, clients: Mapping[int, MaskingClient],
+              dropped: Iterable[int] = (), log: RoundLog | None = None, *,
+              intercept=None) -> RoundLog:
+    """Drive ``server`` and ``clients`` through the four stages in process, passing only
+    bytes. ``dropped`` clients go silent after receiving their shares (before the masked
+    input). ``intercept(stage, direction, cid, msg) -> msg``, when given, sees (and may
+    replace) every message; direction is ``"down"`` (server to client) or ``"up"``. Call
+    ``server.finish()`` afterwards for the unmasked sum."""
+    log = log or RoundLog()
+    dropped = frozenset(dropped)
+    hook = intercept or (lambda stage, direction, cid, msg: msg)
+
+    def exchange(stage, cid, down_msg, step):
+        down_msg = log.down(cid, hook(stage, "down", cid, down_msg))
+        with log.client_cpu(cid):
+            up = step(down_msg)
+        return log.up(cid, hook(stage, "up", cid, up))
+
+    for c in sorted(clients):  # stage 1: advertise keys
+        with log.server_cpu():
+            msg = server.config_message(c)
+        up = exchange(ADVERTISE, c, msg, clients[c].advertise_keys)
+        with log.server_cpu():
+            server.receive_keys(up)
+    with log.server_cpu():
+        nmsgs = server.neighbour_messages()
+    for c, msg in nmsgs.items():  # stage 2: share keys
+        up = exchange(SHARE, c, msg, clients[c].share_keys)
+        with log.server_cpu():
+            server.receive_shares(up)
+    with log.server_cpu():
+        routed = server.routed_messages()
+    for c, msg in routed.items():  # stage 3: masked input; the dropped go silent here
+        if c in dropped:
+            log.down(c, hook(MASKED, "down", c, msg))
+            continue
+        up = exchange(MASKED, c, msg, clients[c].masked_input)
+        with log.server_cpu():
+            server.receive_masked(up)
+    with log.server_cpu():
+        requests = server.unmask_requests()
+    for c, msg in requests.items():  # stage 4: unmasking
+        up = exchange(UNMASK, c, msg, clients[c].unmask)
+        with log.server_cpu():
+            server.receive_unmask(up)
+    return log
+
+
 # -- aggregator -----------------------------------------------------------------------------
 
 class MaskingAggregator(SecureAggregator):
@@ -630,44 +681,7 @@ class MaskingAggregator(SecureAggregator):
                                weights=w, min_clients=self.min_clients, record=self.record_view)
         clients = {c: MaskingClient(c, upd[c], rng=self._party_rng(f"client-{c}"),
                                     rounding=self.rounding) for c in ids}
-
-        def exchange(cid, down_msg, step):
-            log.down(cid, down_msg)
-            with log.client_cpu(cid):
-                up = step(down_msg)
-            return log.up(cid, up)
-
-        # stage 1: advertise keys
-        for c in ids:
-            with log.server_cpu():
-                msg = server.config_message(c)
-            up = exchange(c, msg, clients[c].advertise_keys)
-            with log.server_cpu():
-                server.receive_keys(up)
-        with log.server_cpu():
-            nmsgs = server.neighbour_messages()
-        # stage 2: share keys
-        for c, msg in nmsgs.items():
-            up = exchange(c, msg, clients[c].share_keys)
-            with log.server_cpu():
-                server.receive_shares(up)
-        with log.server_cpu():
-            routed = server.routed_messages()
-        # stage 3: masked input; dropped clients receive their shares, then go silent
-        for c, msg in routed.items():
-            if c in dropped:
-                log.down(c, msg)
-                continue
-            up = exchange(c, msg, clients[c].masked_input)
-            with log.server_cpu():
-                server.receive_masked(up)
-        with log.server_cpu():
-            requests = server.unmask_requests()
-        # stage 4: unmasking
-        for c, msg in requests.items():
-            up = exchange(c, msg, clients[c].unmask)
-            with log.server_cpu():
-                server.receive_unmask(up)
+        run_round(server, clients, dropped, log)
         with log.server_cpu():
             qsum = server.finish()
             n_surv = len(server.u3)
