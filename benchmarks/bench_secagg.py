@@ -66,6 +66,15 @@ def _one(name, n, dim, dropout, repeat, ups):
     }
 
 
+def _version(pkg):
+    from importlib import metadata
+
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def run(args) -> dict:
     from benchmarks.harness import finish, markdown_table, ratio
     from privcrypt import kex
@@ -111,6 +120,7 @@ def run(args) -> dict:
         "repeat": repeat,
         "backends": names,
         "x25519": kex.BACKEND,
+        "cryptography_version": _version("cryptography"),
         "mask_prg": masking.PRG_BACKEND,
         "rows": rows,
         "targets": targets,

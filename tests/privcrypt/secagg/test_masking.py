@@ -2,7 +2,10 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from privcrypt.encoding import Quantizer
 from privcrypt.exceptions import ProtocolAbort
 from privcrypt.rng import DeterministicRandom
 from privcrypt.secagg import make_aggregator
@@ -135,3 +138,22 @@ def test_invalid_parameters():
                {"min_clients": 0}, {"clip": -1.0}):
         with pytest.raises(ValueError):
             make_aggregator("masking", **kw)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(3, 12), data_=st.data())
+def test_recovered_sum_is_exactly_the_survivors_quantized_sum(n, data_):
+    """Invariant: whatever the tolerated dropout set, the server recovers sum q_u mod R
+    exactly (masks cancel bit for bit)."""
+    t = data_.draw(st.integers(2, max(2, n // 2)))
+    dropped = frozenset(data_.draw(st.lists(st.integers(0, n - 1), max_size=n - t, unique=True)))
+    ups = data(n, 16, seed=n)
+    ids = list(range(n))
+    server = MaskingServer(b"H" * 16, ids, 16, clip=1.0, bits=16, modulus_bits=32,
+                           degree=n - 1, threshold=t, weights={i: 1.0 for i in ids})
+    clients = {i: MaskingClient(i, ups[i], rng=DeterministicRandom(i), rounding="nearest")
+               for i in ids}
+    run_round(server, clients, dropped)
+    q = Quantizer(1.0, 16)
+    expect = sum(q.quantize(ups[i], rounding="nearest")[0] for i in ids if i not in dropped)
+    assert np.array_equal(server.finish(), (expect % 2**32).astype(np.uint32))
