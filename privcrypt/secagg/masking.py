@@ -18,7 +18,8 @@ carrying the 16-byte round id and the stage name:
    integers q_u and sends ``y_u = q_u + PRG(b_u) + sum_{v in N(u), u<v} PRG(s_uv)
    - sum_{v in N(u), v<u} PRG(s_uv) mod R`` with ``s_uv = HKDF(X25519(s_u, s_v))`` and PRG =
    AES-256-CTR keyed by the 256-bit seed. Dropped clients go silent here.
-4. ``unmasking`` — the server tells each survivor which of its neighbours survived and which
+4. ``unmasking`` — if the survivors' neighbour graph is disconnected the server aborts
+   (unmasking would reveal each component's partial sum). Otherwise it tells each survivor which of its neighbours survived and which
    dropped; the survivor returns its share of ``b`` for each survivor and of ``s`` for each
    dropped neighbour (never both for one client). The server reconstructs, removes the
    self masks of survivors and the pairwise masks that survivors shared with dropped
@@ -35,8 +36,8 @@ treat the guarantee as semi-honest only. Client-to-server messages are not authe
 (run it over TLS); relayed shares are.
 
 Dropout: a round completes when at least ``max(min_clients, t)`` clients send their masked
-input and, for every client whose secret must be reconstructed, at least t of its k+1
-share holders answer the unmasking stage; otherwise ``ProtocolAbort`` names the stage and
+input, the survivors' neighbour graph is connected, and, for every client whose secret
+must be reconstructed, at least t of its k+1 share holders answer the unmasking stage; otherwise ``ProtocolAbort`` names the stage and
 nothing is returned.
 
 Weights (public, e.g. sample counts): client u scales its update by ``f_u = w_u / w_max``
@@ -245,6 +246,19 @@ def _records(buf: bytes, rec_size: int) -> list[memoryview]:
     if len(mv) != 4 + cnt * rec_size:
         raise MalformedInput("record list length mismatch")
     return [mv[4 + i * rec_size: 4 + (i + 1) * rec_size] for i in range(cnt)]
+
+
+def _connected(nodes: frozenset[int], graph: Mapping[int, frozenset[int]]) -> bool:
+    if not nodes:
+        return True
+    start = next(iter(nodes))
+    seen, todo = {start}, [start]
+    while todo:
+        for v in graph[todo.pop()] & nodes:
+            if v not in seen:
+                seen.add(v)
+                todo.append(v)
+    return len(seen) == len(nodes)
 
 
 # -- client ---------------------------------------------------------------------------------
@@ -482,6 +496,11 @@ class MaskingServer:
     def unmask_requests(self) -> dict[int, bytes]:
         self.u3 = frozenset(self.masked)
         check_survivors(len(self.u3), max(self.min_clients, self.t), MASKED)
+        if not _connected(self.u3, self.graph):
+            # masks only cancel within a connected component: unmasking would hand the
+            # server the partial sum of each component, so stop before any share is sent
+            raise ProtocolAbort("the survivors' neighbour graph is disconnected; unmasking "
+                                "would reveal partial sums", stage=MASKED)
         self.stage = UNMASK
         out = {}
         for v in sorted(self.u3):

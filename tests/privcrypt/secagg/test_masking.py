@@ -157,3 +157,26 @@ def test_recovered_sum_is_exactly_the_survivors_quantized_sum(n, data_):
     q = Quantizer(1.0, 16)
     expect = sum(q.quantize(ups[i], rounding="nearest")[0] for i in ids if i not in dropped)
     assert np.array_equal(server.finish(), (expect % 2**32).astype(np.uint32))
+
+
+def test_disconnected_survivor_graph_aborts_before_unmasking():
+    """On a ring (degree 2), two dropped clients far apart split the survivors in two arcs;
+    unmasking would give the server each arc's sum, so the round stops."""
+    n = 30
+    g = neighbour_graph(range(n), 2, b"G" * 16)
+    ring, prev = [0], None
+    while len(ring) < n:
+        nxt = next(v for v in g[ring[-1]] if v != prev)
+        prev = ring[-1]
+        ring.append(nxt)
+    ups = data(n, 4)
+    server, clients = _round(ups, degree=2, threshold=2)
+    seen = []
+    with pytest.raises(ProtocolAbort) as exc:
+        run_round(server, clients, {ring[0], ring[15]},
+                  intercept=lambda s, d, c, m: seen.append(s) or m)
+    assert exc.value.stage == MASKED and UNMASK not in seen
+    # one dropped client leaves a connected path: fine
+    server, clients = _round(ups, degree=2, threshold=2)
+    run_round(server, clients, {ring[0]})
+    server.finish()

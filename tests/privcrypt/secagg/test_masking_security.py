@@ -13,7 +13,6 @@ from privcrypt.rng import DeterministicRandom
 from privcrypt.secagg import make_aggregator
 from privcrypt.secagg.masking import (MASKED, SHARE, UNMASK, MaskingClient, MaskingServer,
                                      run_round)
-from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import Message, unpack_array
 
 
