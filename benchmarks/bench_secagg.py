@@ -29,6 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backends", default=None,
                         help="comma-separated backends (default: every available one)")
     parser.add_argument("--repeat", type=int, default=None, help="rounds per cell (median)")
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated CLIENTSxVALUES, e.g. 100x100000 (default: all)")
 
 
 def _one(name, n, dim, dropout, repeat, ups):
@@ -89,6 +91,8 @@ def run(args) -> dict:
     from privcrypt.secagg import masking
 
     configs = QUICK if args.quick else FULL
+    if args.sizes:
+        configs = [tuple(int(v) for v in c.split("x")) for c in args.sizes.split(",")]
     repeat = args.repeat or (3 if args.quick else 3)
     names = available_backends() if not args.backends else args.backends.split(",")
     if "plain" not in names:

@@ -20,8 +20,9 @@ carrying the 16-byte round id and the stage name:
    AES-256-CTR keyed by the 256-bit seed. Dropped clients go silent here.
 4. ``unmasking`` — if the survivors' neighbour graph is disconnected the server aborts
    (unmasking would reveal each component's partial sum). Otherwise it tells each survivor
-   which of its neighbours survived and which dropped; the survivor returns its share of ``b`` for each survivor and of ``s`` for each
-   dropped neighbour (never both for one client). The server reconstructs, removes the
+   which of its neighbours survived and which dropped; the survivor returns its share of
+   ``b`` for each survivor and of ``s`` for each dropped neighbour (never both for one
+   client). The server reconstructs, removes the
    self masks of survivors and the pairwise masks that survivors shared with dropped
    clients, and obtains ``sum q_u mod R`` over the survivors, which the overflow guard
    ``n (2^bits - 1) < R`` (checked before the round) makes exact.
@@ -65,7 +66,8 @@ from privcrypt.encoding import Quantizer
 from privcrypt.exceptions import MalformedInput, ProtocolAbort
 from privcrypt.kex import KeyPair, agree, load_public
 from privcrypt.rng import RandomSource, resolve_rng
-from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
+from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_survivors,
+                                   validate_round_inputs)
 from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import SERVER, Message, pack_array, unpack_array
 
@@ -117,8 +119,9 @@ def default_threshold(holders: int) -> int:
     and resists fewer than t colluding clients in the semi-honest model. With the default
     degree, a round in which 30 % of the clients drop at random aborts (some neighbourhood
     below t, or the survivors' graph split) with probability about 1.5 % at 100 clients,
-    3 % at 50 or 200 and 4 % at 1000 (simulated over random graphs and dropout sets). Raise it above ``holders / 2`` to stop a
-    malicious server from collecting both kinds of share for one client."""
+    3 % at 50 or 200 and 4 % at 1000 (simulated over random graphs and dropout sets).
+    Raise it above ``holders / 2`` to stop a malicious server from collecting both kinds of
+    share for one client."""
     return min(holders, max(2, math.ceil(holders / 3)))
 
 
@@ -424,6 +427,7 @@ class MaskingServer:
         self.acc = np.zeros(self.dim, dtype=self.dtype)
         self.unmask_resp: dict[int, dict] = {}
         self.stage = ADVERTISE
+        self._array_head = pack_array(np.zeros(self.dim, dtype=self.dtype))[:-self.dim * self.dtype.itemsize]
 
     def _receive(self, msg: bytes, stage: str) -> Message:
         if self.record:
@@ -491,8 +495,12 @@ class MaskingServer:
         m = self._receive(msg, MASKED)
         if m.sender not in self.u2 or m.sender in self.masked:
             raise MalformedInput("masked input from a client outside the round or repeated")
-        y = unpack_array(m.payload, dtype=self.dtype, shape=(self.dim,))
-        self.acc += y  # wraps mod 2^32 / 2^64 by construction
+        head = self._array_head
+        if len(m.payload) != len(head) + self.dim * self.dtype.itemsize or not m.payload.startswith(head):
+            unpack_array(m.payload, dtype=self.dtype, shape=(self.dim,))  # raises the precise error
+            raise MalformedInput("masked input is not a vector of the round's shape")
+        # validated header: add straight from the message buffer (no copy); wraps mod R
+        self.acc += np.frombuffer(m.payload, dtype=self.dtype, offset=len(head))
         self.masked[m.sender] = True
 
     def unmask_requests(self) -> dict[int, bytes]:
@@ -537,7 +545,7 @@ class MaskingServer:
 
     def finish(self) -> np.ndarray:
         """Remove all masks; return ``sum q_u mod R`` over the survivors (exact)."""
-        total = self.acc.copy()
+        total = self.acc  # the round is over: unmask in place
         prg = MaskExpander(self.dim, self.dtype)
         recovered_b = {u: self._secret(u, 0) for u in sorted(self.u3)}
         dropped = sorted(u for u in self.u2 - self.u3 if self.graph[u] & self.u3)

@@ -14,7 +14,8 @@ from typing import Mapping
 import numpy as np
 
 from privcrypt.rng import RandomSource, resolve_rng
-from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
+from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_survivors,
+                                   validate_round_inputs)
 from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import SERVER, Message, pack_array, unpack_array
 

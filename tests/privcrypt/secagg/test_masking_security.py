@@ -237,3 +237,18 @@ def test_all_randomness_flows_through_privcrypt_rng():
 def test_secrets_not_in_reprs():
     c = MaskingClient(0, np.zeros(3))
     assert "redacted" in repr(c)
+
+
+@pytest.mark.parametrize("cut", [1, 4])
+def test_malformed_masked_input_is_rejected(cut):
+    ups = data(4, 16)
+    server, clients = make_round(ups)
+
+    def truncate(stage, direction, cid, msg):
+        if stage == MASKED and direction == "up" and cid == 1:
+            m = Message.decode(msg)
+            return Message(m.round_id, m.stage, m.sender, m.recipient, m.payload[:-cut]).encode()
+        return msg
+
+    with pytest.raises(MalformedInput):
+        run_round(server, clients, intercept=truncate)
