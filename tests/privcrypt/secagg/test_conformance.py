@@ -96,7 +96,7 @@ def test_beyond_threshold_aborts(name, n_dropped):
 def test_bytes_grow_with_dimension(name):
     agg = build(name)
     small = agg.aggregate(*inputs(4, 16))
-    large = agg.aggregate(*inputs(4, 4096))
+    large = agg.aggregate(*inputs(4, 10_000))  # > one CKKS ciphertext (4096 values)
     assert large.bytes_up > small.bytes_up
 
 
