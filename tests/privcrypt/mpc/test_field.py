@@ -1,0 +1,66 @@
+"""Field arithmetic mod p = 2^61 - 1 against Python's exact integers."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from privcrypt.mpc import field
+from privcrypt.mpc.field import P
+from privcrypt.rng import DeterministicRandom
+
+residues = st.integers(min_value=0, max_value=P - 1)
+EDGES = [0, 1, 2, P - 1, P - 2, 2**32 - 1, 2**32, 2**60, 2**61 - 2, (P - 1) // 2]
+
+
+def arr(values):
+    return np.array(values, dtype=np.uint64)
+
+
+@given(st.lists(residues, min_size=1, max_size=40), st.lists(residues, min_size=1, max_size=40))
+def test_ops_match_python_ints(xs, ys):
+    n = min(len(xs), len(ys))
+    xs, ys = xs[:n] + EDGES, ys[:n] + EDGES[::-1]
+    a, b = arr(xs), arr(ys)
+    assert field.mulmod(a, b).tolist() == [x * y % P for x, y in zip(xs, ys)]
+    assert field.addmod(a, b).tolist() == [(x + y) % P for x, y in zip(xs, ys)]
+    assert field.submod(a, b).tolist() == [(x - y) % P for x, y in zip(xs, ys)]
+    assert field.negmod(a).tolist() == [(-x) % P for x in xs]
+    assert field.sum_mod(a) == sum(xs) % P
+    assert field.dot_mod(a, b) == [sum(x * y for x, y in zip(xs, ys)) % P]
+
+
+@given(residues)
+def test_scalar_and_broadcast_mulmod(c):
+    rng = DeterministicRandom(c)
+    m = field.random_elements(rng, (3, 50))
+    v = field.random_elements(rng, 50)
+    want_scalar = [[x * c % P for x in row] for row in m.tolist()]
+    assert field.mulmod(m, c).tolist() == want_scalar
+    assert field.mulmod_scalar(m, field.split(c)).tolist() == want_scalar
+    assert field.mulmod(m, v).tolist() == [[x * y % P for x, y in zip(row, v.tolist())] for row in m.tolist()]
+
+
+def test_chunked_paths_and_sums_on_long_vectors():
+    rng = DeterministicRandom("long")
+    n = field.CHUNK * 2 + 17  # crosses chunk boundaries
+    a, b = field.random_elements(rng, (2, n)), field.random_elements(rng, n)
+    got = field.mulmod(a, b)
+    idx = np.arange(0, n, 997)
+    for i in range(2):
+        assert got[i, idx].tolist() == [int(a[i, j]) * int(b[j]) % P for j in idx]
+    assert field.sum_mod(a, axis=1).tolist() == [sum(row) % P for row in a.tolist()]
+    assert field.sum_mod(a, axis=0)[idx].tolist() == [(int(a[0, j]) + int(a[1, j])) % P for j in idx]
+    assert field.dot_mod(b, a) == [sum(x * y for x, y in zip(b.tolist(), row)) % P for row in a.tolist()]
+
+
+def test_random_elements_are_canonical_and_spread():
+    x = field.random_elements(DeterministicRandom(3), 200_000)
+    assert int(x.max()) < P
+    # top bit of 61 is set about half the time (uniform on [0, p))
+    frac = np.mean(x >= np.uint64(2**60))
+    assert abs(frac - 0.5) < 0.01
+
+
+def test_to_field_signed():
+    assert field.to_field(np.array([-1, 0, 5], dtype=np.int64)).tolist() == [P - 1, 0, 5]
+    assert field.to_field(np.array([P + 3, -(2**70)], dtype=object)).tolist() == [3, (-(2**70)) % P]
