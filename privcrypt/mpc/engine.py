@@ -171,12 +171,12 @@ class SpdzEngine:
     def mul_public(self, x: Shared, c, *, truncate: bool = True) -> Shared:
         """[c·x] for a public scalar or array of x's shape.
 
-        Integer ``c`` (|c| < 2^31) is exact and keeps the scale. Otherwise ``c`` is encoded
+        Integer ``c`` (|c| < 2^53) is exact and keeps the scale. Otherwise ``c`` is encoded
         with ``frac_bits`` bits, the product has scale ``x.frac_bits + frac_bits``, and with
         ``truncate`` (default) it is truncated back (see :meth:`truncate`)."""
         c = np.broadcast_to(np.asarray(c, dtype=np.float64), x.shape)
         cmax = float(np.max(np.abs(c))) if c.size else 0.0
-        if np.all(c == np.round(c)) and cmax < 2**31:
+        if np.all(c == np.round(c)) and cmax < 2**53:
             pub, fb = field.to_field(c.astype(np.int64)), x.frac_bits
         else:
             pub, fb = self._fp(self.frac_bits, cmax).encode(c), x.frac_bits + self.frac_bits
