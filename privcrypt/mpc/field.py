@@ -17,6 +17,9 @@ its MAC passes with probability 1/2.)
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from privcrypt.rng import RandomSource
@@ -42,7 +45,40 @@ _P = np.uint64(P)
 _M32 = np.uint64(0xFFFFFFFF)
 _M29 = np.uint64((1 << 29) - 1)
 _S3, _S29, _S32, _S61 = np.uint64(3), np.uint64(29), np.uint64(32), np.uint64(61)
-CHUNK = 1 << 15  # elements per chunk: 8 scratch arrays of 256 KiB stay in L2
+CHUNK = 1 << 15  # elements per chunk: the scratch arrays of 256 KiB each stay in L2
+_threads = max(1, int(os.environ.get("PRIVCRYPT_MPC_THREADS", os.cpu_count() or 1)))
+_pool: ThreadPoolExecutor | None = None
+
+
+def set_threads(n: int) -> None:
+    """Worker threads for long vectors (default: ``PRIVCRYPT_MPC_THREADS`` or the CPU count).
+    numpy releases the GIL inside each pass, so chunks run in parallel."""
+    global _threads, _pool
+    _threads = max(1, int(n))
+    if _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+
+
+def _for_chunks(n: int, body) -> list:
+    """``body(s, e, scratch)`` for every chunk ``[s, e)`` of ``range(n)`` with 5 private
+    scratch buffers; contiguous groups of chunks run on worker threads when ``n`` is large.
+    Returns the bodies' results in chunk order."""
+    global _pool
+    chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    groups = min(_threads, len(chunks) // 4)
+
+    def run(group):
+        scratch = [np.empty(min(n, CHUNK), dtype=np.uint64) for _ in range(5)]
+        return [body(s, e, [x[: e - s] for x in scratch]) for s, e in group]
+
+    if groups <= 1:
+        return run(chunks)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_threads, thread_name_prefix="privcrypt-mpc")
+    step = -(-len(chunks) // groups)
+    parts = _pool.map(run, [chunks[i : i + step] for i in range(0, len(chunks), step)])
+    return [r for part in parts for r in part]
 
 
 def random_elements(rng: RandomSource, shape) -> np.ndarray:
@@ -76,18 +112,41 @@ def _out(a, b, out):
     return out
 
 
+def _chunked(a, b, out, kernel):
+    """Run ``kernel(a, b, out, tmp)`` chunk by chunk when a, b, out are equal-shaped
+    contiguous arrays (cache-friendly, one scratch buffer), else on the whole arrays."""
+    out = _out(a, b, out)
+    a_ = np.asarray(a)
+    b_ = np.asarray(b)
+    if (a_.shape == b_.shape == out.shape and out.size > CHUNK and a_.flags.c_contiguous
+            and b_.flags.c_contiguous and out.flags.c_contiguous):
+        af, bf, of = a_.reshape(-1), b_.reshape(-1), out.reshape(-1)
+        _for_chunks(of.size, lambda s, e, t: kernel(af[s:e], bf[s:e], of[s:e], t[0]))
+        return out
+    kernel(a, b, out, None)
+    return out
+
+
+def _add_kernel(a, b, out, tmp):
+    np.add(a, b, out=out)  # < 2^62, no wrap
+    t = np.subtract(out, _P, out=tmp)  # wraps to a huge value when the sum is < p
+    np.minimum(out, t, out=out)
+
+
+def _sub_kernel(a, b, out, tmp):
+    np.subtract(a, b, out=out)  # wraps when a < b
+    t = np.add(out, _P, out=tmp)  # if a < b this wraps back to a - b + p
+    np.minimum(out, t, out=out)
+
+
 def addmod(a: np.ndarray, b, out: np.ndarray | None = None) -> np.ndarray:
     """(a + b) mod p for canonical inputs (broadcasting). ``out`` may alias ``a``."""
-    s = np.add(a, b, out=_out(a, b, out))  # < 2^62, no wrap
-    t = np.subtract(s, _P)  # wraps to a huge value when s < p
-    return np.minimum(s, t, out=s)
+    return _chunked(a, b, out, _add_kernel)
 
 
 def submod(a: np.ndarray, b, out: np.ndarray | None = None) -> np.ndarray:
     """(a - b) mod p for canonical inputs (broadcasting). ``out`` may alias ``a``."""
-    d = np.subtract(a, b, out=_out(a, b, out))  # wraps when a < b
-    t = np.add(d, _P)  # if a < b this wraps back to a - b + p
-    return np.minimum(d, t, out=d)
+    return _chunked(a, b, out, _sub_kernel)
 
 
 def negmod(a: np.ndarray) -> np.ndarray:
@@ -133,10 +192,6 @@ def _mul_chunk(a, bh, bl, out, t1, t2, t3, t4):
     np.minimum(hh, ah, out=out)
 
 
-def _scratch(n):
-    return [np.empty(n, dtype=np.uint64) for _ in range(4)]
-
-
 def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> np.ndarray:
     """Elementwise ``a·b mod p``. ``a`` is any-shaped uint64; ``b`` has the same shape, the
     shape of ``a``'s trailing axes (broadcast over leading axes, e.g. a public vector times
@@ -156,12 +211,12 @@ def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> 
     if a.size % max(n, 1) or a.shape[a.ndim - np.ndim(b_split[0]):] != np.shape(b_split[0]):
         raise ValueError(f"cannot broadcast {np.shape(b_split[0])} against {a.shape}")
     a2, o2 = a.reshape(-1, n), out.reshape(-1, n)
-    scratch = _scratch(min(n, CHUNK))
-    for s in range(0, n, CHUNK):
-        e = min(s + CHUNK, n)
-        t = [x[: e - s] for x in scratch]
+
+    def body(s, e, t):
         for row in range(a2.shape[0]):
-            _mul_chunk(a2[row, s:e], bh[s:e], bl[s:e], o2[row, s:e], *t)
+            _mul_chunk(a2[row, s:e], bh[s:e], bl[s:e], o2[row, s:e], *t[:4])
+
+    _for_chunks(n, body)
     return out
 
 
@@ -172,10 +227,7 @@ def mulmod_scalar(a: np.ndarray, b_split, out: np.ndarray | None = None) -> np.n
         out = np.empty_like(a)
     bh, bl = b_split
     af, of = a.reshape(-1), out.reshape(-1)
-    scratch = _scratch(min(af.size, CHUNK))
-    for s in range(0, af.size, CHUNK):
-        e = min(s + CHUNK, af.size)
-        _mul_chunk(af[s:e], bh, bl, of[s:e], *[x[: e - s] for x in scratch])
+    _for_chunks(af.size, lambda s, e, t: _mul_chunk(af[s:e], bh, bl, of[s:e], *t[:4]))
     return out
 
 
@@ -208,13 +260,14 @@ def dot_mod(r: np.ndarray, a: np.ndarray) -> list[int]:
     r = np.asarray(r, dtype=np.uint64).reshape(-1)
     a2 = np.asarray(a, dtype=np.uint64).reshape(-1, r.size)
     rs = split(r)
-    totals = [0] * a2.shape[0]
-    scratch = _scratch(min(r.size, CHUNK))
-    prod = np.empty(min(r.size, CHUNK), dtype=np.uint64)
-    for s in range(0, r.size, CHUNK):
-        e = min(s + CHUNK, r.size)
-        t = [x[: e - s] for x in scratch]
+
+    def body(s, e, t):
+        prod = t[4]
+        out = []
         for row in range(a2.shape[0]):
-            _mul_chunk(a2[row, s:e], rs[0][s:e], rs[1][s:e], prod[: e - s], *t)
-            totals[row] += sum_mod(prod[: e - s])
-    return [t % P for t in totals]
+            _mul_chunk(a2[row, s:e], rs[0][s:e], rs[1][s:e], prod, *t[:4])
+            out.append(sum_mod(prod))
+        return out
+
+    per_chunk = _for_chunks(r.size, body)
+    return [sum(c[row] for c in per_chunk) % P for row in range(a2.shape[0])]
