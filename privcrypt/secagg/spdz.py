@@ -146,16 +146,29 @@ class SpdzComputeParty:
 
 
 class SpdzAggregator(SecureAggregator):
-    """SPDZ secure aggregation over ``n_parties`` compute parties (see the module docstring
-    for the stages and the full threat model).
+    """SPDZ secure aggregation: clients secret-share their updates to ``n_parties`` compute
+    parties, which open only the (weighted) sum. Stages are in the module docstring.
 
-    ``n_parties``: compute parties (>= 2); any ``n_parties - 1`` of them may collude without
-    learning an individual update. ``frac_bits``: fixed-point bits. ``clip``: each
-    coordinate is clipped to ``±clip`` before encoding (the declared range).
-    ``norm_bound``: if set, clients with ``‖x‖₂ > norm_bound`` (after clipping) are dropped;
-    the parties learn each client's squared norm and nothing else. ``min_clients``: fewest
-    accepted clients; fewer -> ``ProtocolAbort``. ``record_view``: keep every message compute
-    party 0 received in ``stats["server_view"]``. Compute-party dropout is not tolerated.
+    Threat model:
+
+    * Privacy: any coalition of at most ``n_parties - 1`` compute parties learns nothing
+      about an individual update (it sees uniformly masked inputs and uniform shares). With
+      ``norm_bound`` set, the parties also learn **each client's squared norm** (the check
+      opens that scalar) and nothing else about the update.
+    * Integrity: a compute party that alters a share, a MAC share or an opened value is
+      detected at the MAC check: ``MacCheckFailed``, the round aborts, no mean is released.
+    * Trust: the dealer is semi-honest and does not collude with the parties; channels are
+      private and authenticated (TLS in deployment).
+    * Dropout: clients in ``dropped`` (silent after set-up) are left out; fewer than
+      ``min_clients`` accepted clients -> ``ProtocolAbort`` naming the stage. There is **no
+      tolerance for a compute party dropping out**: additive sharing needs every party's
+      share. Use the ``masking`` backend (Shamir-shared seeds) for share-holder dropouts.
+
+    Parameters: ``n_parties`` (>= 2); ``frac_bits`` (fixed-point bits); ``clip`` (each
+    coordinate is clipped to ``±clip``, counted in ``stats["clipped"]``); ``norm_bound``
+    (reject clients with ``‖x‖₂ > norm_bound``, listed in ``stats["rejected_norm"]``);
+    ``min_clients``; ``rng`` (``privcrypt.rng`` source); ``record_view`` (keep every message
+    compute party 0 received in ``stats["server_view"]``). ``atol = 2^-frac_bits``.
     """
 
     name = "spdz"
