@@ -64,3 +64,21 @@ def test_random_elements_are_canonical_and_spread():
 def test_to_field_signed():
     assert field.to_field(np.array([-1, 0, 5], dtype=np.int64)).tolist() == [P - 1, 0, 5]
     assert field.to_field(np.array([P + 3, -(2**70)], dtype=object)).tolist() == [3, (-(2**70)) % P]
+
+
+def test_threaded_kernels_agree_with_single_thread():
+    rng = DeterministicRandom("threads")
+    n = field.CHUNK * 10 + 5  # enough chunks for the worker pool
+    a, b = field.random_elements(rng, (3, n)), field.random_elements(rng, n)
+    before = field._threads
+    try:
+        field.set_threads(1)
+        single = (field.mulmod(a, b), field.addmod(a[0], a[1]), field.dot_mod(b, a))
+        field.set_threads(2)
+        multi = (field.mulmod(a, b), field.addmod(a[0], a[1]), field.dot_mod(b, a))
+    finally:
+        field.set_threads(before)
+    assert np.array_equal(single[0], multi[0]) and np.array_equal(single[1], multi[1])
+    assert single[2] == multi[2]
+    j = n - 1
+    assert int(multi[0][2, j]) == int(a[2, j]) * int(b[j]) % P
