@@ -86,6 +86,14 @@ class TrustedDealer:
         field.submod(values, field.sum_mod(out[:-1], axis=0), out=out[-1])
         return out
 
+    def _random_authenticated(self, shape) -> tuple[np.ndarray, Shared]:
+        """A uniform secret ``r`` and ``[r]``: the n shares are drawn uniformly and ``r`` is
+        defined as their sum (same distribution as sharing a uniform ``r``, one draw less)."""
+        shares = field.random_elements(self._rng, (self.n_parties, *shape))
+        r = field.sum_mod(shares, axis=0)
+        macs = self._share_out(field.mulmod_scalar(r, self._alpha_split))
+        return r, Shared(shares, macs, 0, float(field.P))
+
     def authenticate(self, values: np.ndarray, *, frac_bits: int = 0, bound: float | None = None) -> Shared:
         """Authenticated shares of residues ``values`` (uint64 in ``[0, p)``): uniform
         shares and uniform MAC shares of ``α·values``. ``bound`` defaults to the full field
@@ -100,25 +108,24 @@ class TrustedDealer:
         """A batch of authenticated Beaver triples shaped ``shape``: ``consume()`` ->
         ``(a, b, c)`` as :class:`Shared` with ``c = a·b mod p``, a and b uniform."""
         shape = _shape(shape)
-        a = field.random_elements(self._rng, shape)
-        b = field.random_elements(self._rng, shape)
-        c = field.mulmod(a, b)
-        return OneShot("beaver-triple", (self.authenticate(a), self.authenticate(b), self.authenticate(c)))
+        a, sa = self._random_authenticated(shape)
+        b, sb = self._random_authenticated(shape)
+        return OneShot("beaver-triple", (sa, sb, self.authenticate(field.mulmod(a, b, out=a))))
 
     def input_masks(self, shape) -> tuple[OneShot, np.ndarray]:
         """Authenticated random masks for the input (or private-output) protocol: returns
         ``(batch, r)``; ``batch.consume()`` -> ``[r]`` for the parties, and ``r`` in the
         clear goes to the one input owner (or output receiver) only."""
-        r = field.random_elements(self._rng, _shape(shape))
-        return OneShot("input-mask", (self.authenticate(r),)), r
+        r, sr = self._random_authenticated(_shape(shape))
+        return OneShot("input-mask", (sr,)), r
 
     def trunc_pairs(self, shape, bits: int) -> OneShot:
         """Authenticated truncation pairs: ``consume()`` -> ``([r], [r >> bits])`` with r
         uniform in Z_p."""
         if not 0 < int(bits) < field.P_BITS:
             raise ValueError("bits must be in [1, 60]")
-        r = field.random_elements(self._rng, _shape(shape))
-        return OneShot("truncation-pair", (self.authenticate(r), self.authenticate(r >> np.uint64(bits))))
+        r, sr = self._random_authenticated(_shape(shape))
+        return OneShot("truncation-pair", (sr, self.authenticate(r >> np.uint64(bits))))
 
 
 def _shape(shape) -> tuple[int, ...]:

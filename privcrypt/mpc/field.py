@@ -88,10 +88,9 @@ def random_elements(rng: RandomSource, shape) -> np.ndarray:
     2^-61 per element) is redrawn, which leaves the rest uniform on ``[0, p)``."""
     out = rng.integers(2**64, shape, dtype=np.uint64)
     np.bitwise_and(out, _P, out=out)
-    bad = out == _P
-    while bad.any():
-        out[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
+    while out.size and out.max() == _P:  # p is the largest 61-bit value: one cheap pass
         bad = out == _P
+        out[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
     return out
 
 
@@ -262,12 +261,30 @@ def dot_mod(r: np.ndarray, a: np.ndarray) -> list[int]:
     rs = split(r)
 
     def body(s, e, t):
-        prod = t[4]
-        out = []
-        for row in range(a2.shape[0]):
-            _mul_chunk(a2[row, s:e], rs[0][s:e], rs[1][s:e], prod, *t[:4])
-            out.append(sum_mod(prod))
-        return out
+        return [_dot_chunk(a2[row, s:e], rs[0][s:e], rs[1][s:e], *t[:4]) for row in range(a2.shape[0])]
 
     per_chunk = _for_chunks(r.size, body)
     return [sum(c[row] for c in per_chunk) % P for row in range(a2.shape[0])]
+
+
+def _dot_chunk(a, bh, bl, ah, al, hh, m) -> int:
+    """``Σ a·b`` over one chunk (at most 2^31 terms), exact, as a Python int (not reduced).
+
+    Lazy reduction: the partial products ``a1·b1`` (< 2^58), ``a1·b0 + a0·b1`` (< 2^62) and
+    ``a0·b0`` (< 2^64) are summed as 32-bit halves (no wrap in uint64), and only the six
+    totals are recombined, with ``2^64 ≡ 8``, in Python integers."""
+    np.right_shift(a, _S32, out=ah)
+    np.bitwise_and(a, _M32, out=al)
+    np.multiply(ah, bh, out=hh)
+    np.multiply(ah, bl, out=m)
+    np.multiply(al, bh, out=ah)
+    np.add(m, ah, out=m)
+    np.multiply(al, bl, out=al)
+    total = 0
+    for part, weight in ((hh, 8), (m, 1 << 32), (al, 1)):
+        np.right_shift(part, _S32, out=ah)
+        high = int(ah.sum(dtype=np.uint64))
+        np.bitwise_and(part, _M32, out=part)
+        low = int(part.sum(dtype=np.uint64))
+        total += weight * ((high << 32) + low)
+    return total
