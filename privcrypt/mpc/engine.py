@@ -219,9 +219,8 @@ class SpdzEngine:
         e = self._partial_open(field.submod(y.shares, b.shares), field.submod(y.macs, b.macs))
         ds, es = field.split(d), field.split(e)
         zs, zm = c.shares, c.macs  # consumed batch: safe to update in place
-        for src, split_ in ((b, ds), (a, es)):
-            field.addmod(zs, field.mulmod(src.shares, None, b_split=split_), out=zs)
-            field.addmod(zm, field.mulmod(src.macs, None, b_split=split_), out=zm)
+        field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
+        field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
         de = field.mulmod(d, None, b_split=es)
         field.addmod(zs[0], de, out=zs[0])
         field.addmod(zm, self._mac_of_public(de), out=zm)

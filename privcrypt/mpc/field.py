@@ -163,9 +163,9 @@ def split(b) -> tuple:
     return b >> _S32, b & _M32
 
 
-def _mul_chunk(a, bh, bl, out, t1, t2, t3, t4):
-    """out = a·b mod p for one chunk; b given as halves (arrays of the chunk's length or
-    scalars). t1..t4 are scratch of the chunk's length. ``out`` may alias ``a``."""
+def _mul_unreduced(a, bh, bl, t1, t2, t3, t4):
+    """t3 = a·b mod p up to the final folding: a value < 2^63 congruent to a·b (b given as
+    32-bit halves, arrays of the chunk's length or scalars). Uses t1, t2, t4 as scratch."""
     ah, al, hh, m = t1, t2, t3, t4
     np.right_shift(a, _S32, out=ah)
     np.bitwise_and(a, _M32, out=al)
@@ -184,11 +184,47 @@ def _mul_chunk(a, bh, bl, out, t1, t2, t3, t4):
     np.add(hh, ah, out=hh)
     np.bitwise_and(al, _P, out=al)
     np.add(hh, al, out=hh)  # total < 3·2^61 + 2^34 < 2^63
-    np.right_shift(hh, _S61, out=ah)
-    np.bitwise_and(hh, _P, out=hh)
-    np.add(hh, ah, out=hh)  # <= p + 3
-    np.subtract(hh, _P, out=ah)
-    np.minimum(hh, ah, out=out)
+
+
+def _fold(x, out, tmp):
+    """Canonical residue of x < 2^64 (out may alias x)."""
+    np.right_shift(x, _S61, out=tmp)
+    np.bitwise_and(x, _P, out=out)
+    np.add(out, tmp, out=out)  # <= p - 1 + 7
+    np.subtract(out, _P, out=tmp)
+    np.minimum(out, tmp, out=out)
+
+
+def _mul_chunk(a, bh, bl, out, t1, t2, t3, t4):
+    """out = a·b mod p for one chunk (``out`` may alias ``a``)."""
+    _mul_unreduced(a, bh, bl, t1, t2, t3, t4)
+    _fold(t3, out, t1)
+
+
+def muladd2(c: np.ndarray, x1: np.ndarray, s1, x2: np.ndarray, s2, out: np.ndarray | None = None) -> np.ndarray:
+    """``c + x1·b1 + x2·b2 mod p`` with ``b1``, ``b2`` public vectors given as halves (from
+    :func:`split`) of the trailing shape of ``x1``/``x2``, broadcast over leading rows.
+
+    Fused with lazy reduction: each unreduced product is below 3·2^61 + 2^34, so their sum
+    plus c stays below 7·2^61 + 2^35 < 2^64 and is folded once. Used for Beaver's
+    ``z = c + d·b + e·a``. ``out`` may alias ``c``."""
+    c = np.ascontiguousarray(c, dtype=np.uint64)
+    out = np.empty_like(c) if out is None else out
+    n = np.size(s1[0])
+    c2, a2, b2, o2 = (np.ascontiguousarray(v).reshape(-1, n) for v in (c, x1, x2, out))
+    h1, l1, h2, l2 = (np.ascontiguousarray(v).reshape(-1) for v in (*s1, *s2))
+
+    def body(s, e, t):
+        acc = t[4]
+        for row in range(c2.shape[0]):
+            _mul_unreduced(a2[row, s:e], h1[s:e], l1[s:e], *t[:4])
+            np.add(c2[row, s:e], t[2], out=acc)
+            _mul_unreduced(b2[row, s:e], h2[s:e], l2[s:e], *t[:4])
+            np.add(acc, t[2], out=acc)
+            _fold(acc, o2[row, s:e], t[0])
+
+    _for_chunks(n, body)
+    return out
 
 
 def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> np.ndarray:

@@ -82,3 +82,18 @@ def test_threaded_kernels_agree_with_single_thread():
     assert single[2] == multi[2]
     j = n - 1
     assert int(multi[0][2, j]) == int(a[2, j]) * int(b[j]) % P
+
+
+@given(residues, residues)
+def test_fused_muladd2(u, v):
+    rng = DeterministicRandom(u ^ v)
+    n = 40
+    c, x1, x2 = (field.random_elements(rng, (3, n)) for _ in range(3))
+    b1, b2 = field.random_elements(rng, n), field.random_elements(rng, n)
+    b1[0], b2[0] = u, v
+    c[:, 1], x1[:, 1], x2[:, 1] = P - 1, P - 1, P - 1  # extremes
+    b1[1] = b2[1] = P - 1
+    got = field.muladd2(c, x1, field.split(b1), x2, field.split(b2))
+    want = [[(int(c[i, j]) + int(x1[i, j]) * int(b1[j]) + int(x2[i, j]) * int(b2[j])) % P
+             for j in range(n)] for i in range(3)]
+    assert got.tolist() == want
