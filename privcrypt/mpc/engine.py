@@ -78,23 +78,25 @@ class SpdzEngine:
         return f"SpdzEngine(n_parties={self.n_parties}, frac_bits={self.frac_bits}, <keys redacted>)"
 
     # -- local helpers (each party on its own row) -----------------------------------------
-    def _mac_of_public(self, pub: np.ndarray) -> np.ndarray:
-        """Row i: α_i·pub (party i's MAC share of the public value pub)."""
+    def _add_mac_of_public(self, macs: np.ndarray, pub: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Row i: macs_i + α_i·pub (party i adds its MAC share of the public value pub)."""
         pub = np.ascontiguousarray(pub, dtype=np.uint64)
-        out = np.empty((self.n_parties, *pub.shape), dtype=np.uint64)
+        out = np.empty(macs.shape, dtype=np.uint64) if out is None else out
         for i, a in enumerate(self._alpha_split):
-            field.mulmod_scalar(pub, a, out[i])
+            field.muladd_scalar(macs[i], pub, a, out=out[i])
         return out
 
-    def _plus_public(self, shares, macs, pub) -> tuple[np.ndarray, np.ndarray]:
-        """Shares of x + pub: party 0 adds pub to its share, every party adds α_i·pub."""
-        shares = shares.copy()
+    def _plus_public(self, shares, macs, pub, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Shares of x + pub: party 0 adds pub to its share, every party adds α_i·pub.
+        ``inplace`` reuses the arrays (for consumed preprocessing material)."""
+        if not inplace:
+            shares, macs = shares.copy(), macs.copy()
         field.addmod(shares[0], pub, out=shares[0])
         if np.ndim(pub) == 0:  # one constant: party i adds the scalar α_i·pub to every MAC share
             key = [int(h) << 32 | int(lo) for h, lo in self._alpha_split]
             add = np.array([k * int(pub) % field.P for k in key], dtype=np.uint64)
-            return shares, field.addmod(macs, add.reshape((-1,) + (1,) * (macs.ndim - 1)))
-        return shares, field.addmod(macs, self._mac_of_public(pub))
+            return shares, field.addmod(macs, add.reshape((-1,) + (1,) * (macs.ndim - 1)), out=macs)
+        return shares, self._add_mac_of_public(macs, pub, out=macs)
 
     def _partial_open(self, shares: np.ndarray, macs: np.ndarray) -> np.ndarray:
         """Every party broadcasts its share; the sum is public *but unchecked* until the next
@@ -136,7 +138,7 @@ class SpdzEngine:
             raise ValueError(f"masked input has shape {delta.shape}, masks {r.shape}")
         if delta.size and int(delta.max()) >= field.P:
             raise ValueError("masked input is not a residue mod p")
-        shares, macs = self._plus_public(r.shares, r.macs, delta)
+        shares, macs = self._plus_public(r.shares, r.macs, delta, inplace=True)  # r is consumed
         return Shared(shares, macs, int(frac_bits), float(bound))
 
     # -- linear operations (local, no communication) -------------------------------------
@@ -223,7 +225,7 @@ class SpdzEngine:
         field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
         de = field.mulmod(d, None, b_split=es)
         field.addmod(zs[0], de, out=zs[0])
-        field.addmod(zm, self._mac_of_public(de), out=zm)
+        self._add_mac_of_public(zm, de, out=zm)
         out = Shared(zs, zm, fb, bound)
         if truncate and fb > self.frac_bits:
             out = self.truncate(out, fb - self.frac_bits)
@@ -268,7 +270,7 @@ class SpdzEngine:
         pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
         zs = field.negmod(rh_sh)
         field.addmod(zs[0], pub, out=zs[0])
-        zm = field.submod(self._mac_of_public(pub), rh_mac)
+        zm = self._add_mac_of_public(field.negmod(rh_mac), pub)
         fb = x.frac_bits - bits
         return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb)
 

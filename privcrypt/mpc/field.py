@@ -227,6 +227,26 @@ def muladd2(c: np.ndarray, x1: np.ndarray, s1, x2: np.ndarray, s2, out: np.ndarr
     return out
 
 
+def muladd_scalar(c: np.ndarray, x: np.ndarray, s_split, out: np.ndarray | None = None) -> np.ndarray:
+    """``c + x·s mod p`` for a scalar ``s`` given as halves (from :func:`split`); ``c`` and
+    ``x`` of equal shape. One fold for the product and the sum (lazy reduction)."""
+    cf = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
+    xf = np.ascontiguousarray(x, dtype=np.uint64).reshape(-1)
+    if cf.size != xf.size:
+        raise ValueError("c and x must have the same size")
+    out = np.empty(np.shape(c), dtype=np.uint64) if out is None else out
+    of = out.reshape(-1)
+    sh, sl = s_split
+
+    def body(s, e, t):
+        _mul_unreduced(xf[s:e], sh, sl, *t[:4])
+        np.add(cf[s:e], t[2], out=t[4])
+        _fold(t[4], of[s:e], t[0])
+
+    _for_chunks(of.size, body)
+    return out
+
+
 def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> np.ndarray:
     """Elementwise ``a·b mod p``. ``a`` is any-shaped uint64; ``b`` has the same shape, the
     shape of ``a``'s trailing axes (broadcast over leading axes, e.g. a public vector times

@@ -97,3 +97,12 @@ def test_fused_muladd2(u, v):
     want = [[(int(c[i, j]) + int(x1[i, j]) * int(b1[j]) + int(x2[i, j]) * int(b2[j])) % P
              for j in range(n)] for i in range(3)]
     assert got.tolist() == want
+
+
+@given(residues)
+def test_fused_muladd_scalar(s):
+    rng = DeterministicRandom(s)
+    c, x = field.random_elements(rng, 30), field.random_elements(rng, 30)
+    c[0] = x[0] = P - 1
+    got = field.muladd_scalar(c, x, field.split(s))
+    assert got.tolist() == [(int(ci) + int(xi) * s) % P for ci, xi in zip(c, x)]
