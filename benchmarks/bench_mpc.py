@@ -12,6 +12,9 @@ What each row includes:
   ``dealer: triples`` row), exact product at 2f fractional bits, MAC-check fold included.
 * ``mul+truncate``: online mul plus truncation back to f bits (dealer pairs dealt inline).
 * ``norm2+open``: triples dealt inline, Beaver squares, sum, open of the scalar.
+* ``csprng words``: raw ``privcrypt.rng`` 64-bit words (AES-256-CTR). With 3 parties a share
+  needs 5 uniform field elements (the dealer's mask: 3 shares, 2 free MAC shares) and an
+  open 1 (MAC-check coefficients), so share+open cannot beat 1/6 of this rate on one core.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ def run(args) -> dict:
         mul = measure(lambda: x * y, repeat=rep + 2, warmup=1)
         dot = measure(lambda: float(np.dot(x, x)), repeat=rep + 2, warmup=1)
 
+        # context: every share costs 5 CSPRNG words (3 parties) and every open 1 more
+        words = SystemRandom()
+        pcg = np.random.Generator(np.random.PCG64())
+        row("csprng words", n, measure(lambda: words.integers(2**64, n, dtype=np.uint64), repeat=rep + 2, warmup=1),
+            measure(lambda: pcg.integers(0, 2**64, n, dtype=np.uint64, endpoint=False), repeat=rep + 2, warmup=1),
+            "PCG64 (not a CSPRNG)")
         row("share", n, measure(lambda: eng.share(x), repeat=rep, warmup=warm), add, "x + y")
         sx = eng.share(x)
         row("open", n, measure(lambda: eng.open(sx), repeat=rep, warmup=warm), add, "x + y")
