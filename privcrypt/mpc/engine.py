@@ -274,17 +274,17 @@ class SpdzEngine:
         fb = x.frac_bits - bits
         return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb)
 
-    def dot(self, x: Shared, y: Shared, *, truncate: bool = False) -> Shared:
+    def dot(self, x: Shared, y: Shared, *, truncate: bool = False, triples: OneShot | None = None) -> Shared:
         """[Σ_j x_j·y_j] over all elements (a 0-d result). Default: exact, at scale
         ``x.frac_bits + y.frac_bits`` (opens correctly; no truncation error, one truncation
-        with ``truncate=True``)."""
-        prod = self.mul(x.reshape(-1), y.reshape(-1), truncate=False)
+        with ``truncate=True``). ``triples``: a pre-dealt batch of shape ``(x.size,)``."""
+        prod = self.mul(x.reshape(-1), y.reshape(-1), truncate=False, triples=triples)
         s = self.sum(prod)
         return self.truncate(s) if truncate else s
 
-    def norm2(self, x: Shared, *, truncate: bool = False) -> Shared:
+    def norm2(self, x: Shared, *, truncate: bool = False, triples: OneShot | None = None) -> Shared:
         """[‖x‖²] = dot(x, x): used to validate an update's norm without revealing it."""
-        return self.dot(x, x, truncate=truncate)
+        return self.dot(x, x, truncate=truncate, triples=triples)
 
     # -- output ------------------------------------------------------------------------
     def check(self) -> None:

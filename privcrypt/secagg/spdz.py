@@ -141,7 +141,7 @@ class SpdzComputeParty:
 
     def weighted_sum(self, engine: SpdzEngine, acc: Shared | None, x: Shared, weight: int) -> Shared:
         """Add ``weight·x`` to the running sum (local: no communication)."""
-        term = engine.mul_public(x, weight, truncate=False)
+        term = x if weight == 1 else engine.mul_public(x, weight, truncate=False)
         return term if acc is None else engine.add(acc, term)
 
 
@@ -278,7 +278,8 @@ class SpdzAggregator(SecureAggregator):
             xk = timed("parties", lambda: engine.from_masked_input(
                 masks, parties[0].inputs[cid], frac_bits=self.frac_bits, bound=self.clip))
             if self.norm_bound is not None:
-                nsq = timed("parties", lambda: float(engine.open(engine.norm2(xk))))
+                triples = timed("dealer", engine.dealer.triples, (dim,))
+                nsq = timed("parties", lambda: float(engine.open(engine.norm2(xk, triples=triples))))
                 if nsq > self.norm_bound**2:
                     rejected.append(cid)
                     continue
