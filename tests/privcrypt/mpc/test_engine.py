@@ -178,3 +178,14 @@ def test_secrets_are_redacted_and_rng_is_checked():
         SpdzEngine(rng=np.random.default_rng(0))
     with pytest.raises(ValueError):
         TrustedDealer(1)
+
+
+def test_truncation_retries_at_the_edge_of_the_range_stay_exact():
+    """Declared bounds 2^13 · 2^13 at 2f = 32 bits put the product at 2^58: L = 59, so about
+    half of the openings c fall below 2^60 and are redone; results stay within one ulp."""
+    eng = engine(10, bound=2.0**13)
+    x = np.array([8191.5, -8191.75, 0.0, 1.0, -3.25, 4096.0] * 50)
+    y = np.array([-8191.25, -8190.0, 5.5, -1.0, 2.0, 4095.5] * 50)
+    got = eng.open(eng.mul(eng.share(x), eng.share(y)))
+    assert eng.stats["truncation_retries"] > 0
+    assert np.all(np.abs(got - x * y) < ULP)
