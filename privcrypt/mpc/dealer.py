@@ -83,7 +83,7 @@ class TrustedDealer:
         n = self.n_parties
         out = np.empty((n, *values.shape), dtype=np.uint64)
         out[:-1] = field.random_elements(self._rng, (n - 1, *values.shape))
-        field.submod(values, field.sum_mod(out[:-1], axis=0), out=out[-1])
+        field.submod(values, field.sum_mod(out[:-1], axis=0), out=out[-1:])
         return out
 
     def _random_authenticated(self, shape) -> tuple[np.ndarray, Shared]:
@@ -98,7 +98,7 @@ class TrustedDealer:
         """Authenticated shares of residues ``values`` (uint64 in ``[0, p)``): uniform
         shares and uniform MAC shares of ``α·values``. ``bound`` defaults to the full field
         (the values are treated as uniform randomness, not as fixed-point numbers)."""
-        values = np.ascontiguousarray(values, dtype=np.uint64)
+        values = field._contig(values, dtype=np.uint64)
         shares = self._share_out(values)
         macs = self._share_out(field.mulmod_scalar(values, self._alpha_split))
         return Shared(shares, macs, frac_bits, float(field.P) if bound is None else bound)

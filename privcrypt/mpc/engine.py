@@ -80,10 +80,10 @@ class SpdzEngine:
     # -- local helpers (each party on its own row) -----------------------------------------
     def _add_mac_of_public(self, macs: np.ndarray, pub: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Row i: macs_i + α_i·pub (party i adds its MAC share of the public value pub)."""
-        pub = np.ascontiguousarray(pub, dtype=np.uint64)
+        pub = field._contig(pub, dtype=np.uint64)
         out = np.empty(macs.shape, dtype=np.uint64) if out is None else out
         for i, a in enumerate(self._alpha_split):
-            field.muladd_scalar(macs[i], pub, a, out=out[i])
+            field.muladd_scalar(macs[i : i + 1], pub, a, out=out[i : i + 1])
         return out
 
     def _plus_public(self, shares, macs, pub, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,7 @@ class SpdzEngine:
         ``inplace`` reuses the arrays (for consumed preprocessing material)."""
         if not inplace:
             shares, macs = shares.copy(), macs.copy()
-        field.addmod(shares[0], pub, out=shares[0])
+        field.addmod(shares[:1], pub, out=shares[:1])  # slices keep 0-d secrets arrays
         if np.ndim(pub) == 0:  # one constant: party i adds the scalar α_i·pub to every MAC share
             key = [int(h) << 32 | int(lo) for h, lo in self._alpha_split]
             add = np.array([k * int(pub) % field.P for k in key], dtype=np.uint64)
@@ -106,8 +106,12 @@ class SpdzEngine:
         self.stats["opened_elements"] += values.size
         return values
 
-    def _fp(self, frac_bits: int, bound: float) -> FixedPoint:
-        return FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
+    def _encode(self, values, frac_bits: int, bound: float, **kw) -> np.ndarray:
+        """FixedPoint encoding into Z_p (raises ValueError outside ±bound). Encodes a 1-D view
+        because FixedPoint.encode does not accept 0-d arrays."""
+        fp = FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
+        arr = np.asarray(values, dtype=np.float64)
+        return fp.encode(arr.reshape(-1), **kw).reshape(arr.shape)
 
     @staticmethod
     def _same_shape(x: Shared, y: Shared) -> None:
@@ -124,7 +128,7 @@ class SpdzEngine:
         ``ValueError`` if any ``|x| > bound`` (default ``self.bound``) or x is not finite."""
         bound = self.bound if bound is None else float(bound)
         check_fits(bound, self.frac_bits, "input")
-        enc = self._fp(self.frac_bits, bound).encode(x, rounding=rounding, rng=self._rng)
+        enc = self._encode(x, self.frac_bits, bound, rounding=rounding, rng=self._rng)
         batch, r = self.dealer.input_masks(enc.shape)
         delta = field.submod(enc, r)  # computed by the owner, broadcast
         return self.from_masked_input(batch, delta, frac_bits=self.frac_bits, bound=bound)
@@ -166,7 +170,7 @@ class SpdzEngine:
         cmax = float(np.max(np.abs(c))) if c.size else 0.0
         bound = x.bound + cmax
         check_fits(bound, x.frac_bits, "add_public")
-        pub = self._fp(x.frac_bits, cmax).encode(c)
+        pub = self._encode(c, x.frac_bits, cmax)
         shares, macs = self._plus_public(x.shares, x.macs, pub)
         return Shared(shares, macs, x.frac_bits, bound)
 
@@ -181,7 +185,7 @@ class SpdzEngine:
         if np.all(c == np.round(c)) and cmax < 2**53:
             pub, fb = field.to_field(c.astype(np.int64)), x.frac_bits
         else:
-            pub, fb = self._fp(self.frac_bits, cmax).encode(c), x.frac_bits + self.frac_bits
+            pub, fb = self._encode(c, self.frac_bits, cmax), x.frac_bits + self.frac_bits
         bound = x.bound * cmax
         check_fits(bound, fb, "mul_public")
         ps = field.split(pub)
@@ -224,7 +228,7 @@ class SpdzEngine:
         field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
         field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
         de = field.mulmod(d, None, b_split=es)
-        field.addmod(zs[0], de, out=zs[0])
+        field.addmod(zs[:1], de, out=zs[:1])
         self._add_mac_of_public(zm, de, out=zm)
         out = Shared(zs, zm, fb, bound)
         if truncate and fb > self.frac_bits:
@@ -269,7 +273,7 @@ class SpdzEngine:
             redo = redo[c2 < limit]
         pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
         zs = field.negmod(rh_sh)
-        field.addmod(zs[0], pub, out=zs[0])
+        field.addmod(zs[:1], pub, out=zs[:1])
         zm = self._add_mac_of_public(field.negmod(rh_mac), pub)
         fb = x.frac_bits - bits
         return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb)

@@ -81,6 +81,12 @@ def _for_chunks(n: int, body) -> list:
     return [r for part in parts for r in part]
 
 
+def _contig(x, dtype=None) -> np.ndarray:
+    """C-contiguous array view or copy; unlike ``np.ascontiguousarray`` keeps 0-d arrays 0-d."""
+    x = np.asarray(x, dtype=dtype)
+    return x if x.flags.c_contiguous else x.copy()
+
+
 def random_elements(rng: RandomSource, shape) -> np.ndarray:
     """Uniform elements of Z_p as uint64, exactly uniform.
 
@@ -117,7 +123,7 @@ def _chunked(a, b, out, kernel):
     out = _out(a, b, out)
     a_ = np.asarray(a)
     b_ = np.asarray(b)
-    if (a_.shape == b_.shape == out.shape and out.size > CHUNK and a_.flags.c_contiguous
+    if (a_.size == b_.size == out.size and out.size > CHUNK and a_.flags.c_contiguous
             and b_.flags.c_contiguous and out.flags.c_contiguous):
         af, bf, of = a_.reshape(-1), b_.reshape(-1), out.reshape(-1)
         _for_chunks(of.size, lambda s, e, t: kernel(af[s:e], bf[s:e], of[s:e], t[0]))
@@ -208,11 +214,11 @@ def muladd2(c: np.ndarray, x1: np.ndarray, s1, x2: np.ndarray, s2, out: np.ndarr
     Fused with lazy reduction: each unreduced product is below 3·2^61 + 2^34, so their sum
     plus c stays below 7·2^61 + 2^35 < 2^64 and is folded once. Used for Beaver's
     ``z = c + d·b + e·a``. ``out`` may alias ``c``."""
-    c = np.ascontiguousarray(c, dtype=np.uint64)
+    c = _contig(c, dtype=np.uint64)
     out = np.empty_like(c) if out is None else out
     n = np.size(s1[0])
-    c2, a2, b2, o2 = (np.ascontiguousarray(v).reshape(-1, n) for v in (c, x1, x2, out))
-    h1, l1, h2, l2 = (np.ascontiguousarray(v).reshape(-1) for v in (*s1, *s2))
+    c2, a2, b2, o2 = (_contig(v).reshape(-1, n) for v in (c, x1, x2, out))
+    h1, l1, h2, l2 = (_contig(v).reshape(-1) for v in (*s1, *s2))
 
     def body(s, e, t):
         acc = t[4]
@@ -230,8 +236,8 @@ def muladd2(c: np.ndarray, x1: np.ndarray, s1, x2: np.ndarray, s2, out: np.ndarr
 def muladd_scalar(c: np.ndarray, x: np.ndarray, s_split, out: np.ndarray | None = None) -> np.ndarray:
     """``c + x·s mod p`` for a scalar ``s`` given as halves (from :func:`split`); ``c`` and
     ``x`` of equal shape. One fold for the product and the sum (lazy reduction)."""
-    cf = np.ascontiguousarray(c, dtype=np.uint64).reshape(-1)
-    xf = np.ascontiguousarray(x, dtype=np.uint64).reshape(-1)
+    cf = _contig(c, dtype=np.uint64).reshape(-1)
+    xf = _contig(x, dtype=np.uint64).reshape(-1)
     if cf.size != xf.size:
         raise ValueError("c and x must have the same size")
     out = np.empty(np.shape(c), dtype=np.uint64) if out is None else out
@@ -252,7 +258,7 @@ def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> 
     shape of ``a``'s trailing axes (broadcast over leading axes, e.g. a public vector times
     every party's share row), or is a scalar. ``b_split`` (from :func:`split`) skips
     re-splitting ``b``. ``out`` may be ``a`` (in place)."""
-    a = np.ascontiguousarray(a, dtype=np.uint64)
+    a = _contig(a, dtype=np.uint64)
     if out is None:
         out = np.empty_like(a)
     if b_split is None:
@@ -260,8 +266,8 @@ def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> 
     bh, bl = b_split
     if np.ndim(bh) == 0:
         return mulmod_scalar(a, (bh, bl), out)
-    bh = np.ascontiguousarray(bh).reshape(-1)
-    bl = np.ascontiguousarray(bl).reshape(-1)
+    bh = _contig(bh).reshape(-1)
+    bl = _contig(bl).reshape(-1)
     n = bh.size
     if a.size % max(n, 1) or a.shape[a.ndim - np.ndim(b_split[0]):] != np.shape(b_split[0]):
         raise ValueError(f"cannot broadcast {np.shape(b_split[0])} against {a.shape}")
@@ -277,7 +283,7 @@ def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> 
 
 def mulmod_scalar(a: np.ndarray, b_split, out: np.ndarray | None = None) -> np.ndarray:
     """``a·b mod p`` for a scalar b given as halves (from :func:`split`)."""
-    a = np.ascontiguousarray(a, dtype=np.uint64)
+    a = _contig(a, dtype=np.uint64)
     if out is None:
         out = np.empty_like(a)
     bh, bl = b_split

@@ -189,3 +189,19 @@ def test_truncation_retries_at_the_edge_of_the_range_stay_exact():
     got = eng.open(eng.mul(eng.share(x), eng.share(y)))
     assert eng.stats["truncation_retries"] > 0
     assert np.all(np.abs(got - x * y) < ULP)
+
+
+def test_scalars_and_matrices_keep_their_shapes():
+    eng = engine(11)
+    a, b = eng.share(2.5), eng.share(-1.5)
+    assert a.shares.shape == (3,)
+    for out in (eng.mul(a, b), eng.mul(a, b, truncate=False), eng.add_public(a, 1.0),
+                eng.mul_public(a, 0.25), eng.norm2(a)):
+        assert out.shape == ()
+    assert float(eng.open(eng.mul(a, b))) == -3.75
+    assert float(eng.open_to(a, 0)) == 2.5
+    m = eng.share(np.arange(6.0).reshape(2, 3))
+    assert eng.mul(m, m).shape == (2, 3)
+    assert eng.open(eng.mul(m, m)).tolist() == (np.arange(6.0) ** 2).reshape(2, 3).tolist()
+    assert eng.open(m[1]).tolist() == [3.0, 4.0, 5.0] and eng.open(m[:, 0]).tolist() == [0.0, 3.0]
+    assert float(eng.open(eng.dot(m, m))) == 55.0
