@@ -1,0 +1,323 @@
+"""SpdzEngine: SPDZ-style computation on authenticated additive shares (simulated parties).
+
+All ``n_parties`` parties run in this process, each touching only its own row of every
+:class:`~privcrypt.mpc.shares.Shared` and its own MAC-key share; values cross between
+parties only through the partial openings below, each of which is folded into the batched
+MAC check (:mod:`privcrypt.mpc.maccheck`) and verified before any result is output.
+
+Threat model: a semi-honest trusted dealer (:class:`~privcrypt.mpc.dealer.TrustedDealer`);
+up to ``n_parties - 1`` parties may collude and deviate arbitrarily on shares and openings
+(malicious with abort): they learn nothing about inputs beyond the outputs that are opened,
+and any change to a share or MAC share of an opened value makes the next :meth:`open` raise
+``MacCheckFailed`` (escape chance ``<= 2/p``). Not covered: a party that refuses to
+participate (abort is the only outcome), side channels, fairness of output delivery.
+
+Fixed point: values are encoded with ``frac_bits`` fractional bits via
+:class:`privcrypt.encoding.FixedPoint`. Each :class:`Shared` carries its public declared
+bound; every operation propagates it and raises ``ValueError`` (overflow) if a result could
+leave the range ``|x|·2^frac_bits < 2^59`` of Z_p. Truncation after multiplication is
+described at :meth:`SpdzEngine.truncate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from privcrypt.encoding import FixedPoint
+from privcrypt.mpc import field
+from privcrypt.mpc.dealer import OneShot, TrustedDealer
+from privcrypt.mpc.maccheck import MacCheck
+from privcrypt.mpc.shares import Shared, check_fits
+from privcrypt.rng import RandomSource, resolve_rng
+
+__all__ = ["SpdzEngine"]
+
+_HALF = np.uint64(field.P // 2)
+
+
+def decode(residues: np.ndarray, frac_bits: int) -> np.ndarray:
+    """Centered lift of residues mod p to signed values, divided by 2^frac_bits."""
+    r = np.asarray(residues, dtype=np.uint64)
+    signed = r.astype(np.int64)
+    neg = r > _HALF
+    signed[neg] = -((np.uint64(field.P) - r[neg]).astype(np.int64))
+    return signed.astype(np.float64) / float(2**frac_bits)
+
+
+class SpdzEngine:
+    """Arithmetic on authenticated shares among ``n_parties`` simulated parties.
+
+    ``frac_bits``: fixed-point fractional bits (default 16). ``bound``: default declared
+    range of :meth:`share` inputs (``|x| <= bound``; larger inputs raise ``ValueError``).
+    ``rng``: a ``privcrypt.rng.RandomSource`` for the dealer and the parties' coins (default
+    a fresh OS-seeded ``SystemRandom``; in deployment each party has its own).
+    ``dealer``: an existing :class:`TrustedDealer` (default: a new one).
+
+    Counters in ``self.stats``: elements partially opened, triples consumed, truncation
+    retries, MAC checks run.
+    """
+
+    def __init__(self, n_parties: int = 3, frac_bits: int = 16, rng: RandomSource | None = None,
+                 *, bound: float = 64.0, dealer: TrustedDealer | None = None):
+        self.n_parties = int(n_parties)
+        if not 0 <= int(frac_bits) <= 28:
+            raise ValueError("frac_bits must be in [0, 28] (products need 2·frac_bits < 59)")
+        self.frac_bits = int(frac_bits)
+        self.bound = float(bound)
+        check_fits(self.bound, self.frac_bits, "the default input bound")
+        self._rng = resolve_rng(rng)
+        self.dealer = dealer if dealer is not None else TrustedDealer(self.n_parties, rng=self._rng)
+        if self.dealer.n_parties != self.n_parties:
+            raise ValueError("dealer was set up for a different number of parties")
+        alpha = [self.dealer.mac_key_share(i) for i in range(self.n_parties)]
+        self._alpha_split = [field.split(a) for a in alpha]
+        self._mac_check = MacCheck(np.array(alpha, dtype=np.uint64), rng=self._rng)
+        self.stats = {"opened_elements": 0, "triples": 0, "truncation_retries": 0, "mac_checks": 0}
+
+    def __repr__(self) -> str:
+        return f"SpdzEngine(n_parties={self.n_parties}, frac_bits={self.frac_bits}, <keys redacted>)"
+
+    # -- local helpers (each party on its own row) -----------------------------------------
+    def _add_mac_of_public(self, macs: np.ndarray, pub: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Row i: macs_i + α_i·pub (party i adds its MAC share of the public value pub)."""
+        pub = field._contig(pub, dtype=np.uint64)
+        out = np.empty(macs.shape, dtype=np.uint64) if out is None else out
+        for i, a in enumerate(self._alpha_split):
+            field.muladd_scalar(macs[i : i + 1], pub, a, out=out[i : i + 1])
+        return out
+
+    def _plus_public(self, shares, macs, pub, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Shares of x + pub: party 0 adds pub to its share, every party adds α_i·pub.
+        ``inplace`` reuses the arrays (for consumed preprocessing material)."""
+        if not inplace:
+            shares, macs = shares.copy(), macs.copy()
+        field.addmod(shares[:1], pub, out=shares[:1])  # slices keep 0-d secrets arrays
+        if np.ndim(pub) == 0:  # one constant: party i adds the scalar α_i·pub to every MAC share
+            key = [int(h) << 32 | int(lo) for h, lo in self._alpha_split]
+            add = np.array([k * int(pub) % field.P for k in key], dtype=np.uint64)
+            return shares, field.addmod(macs, add.reshape((-1,) + (1,) * (macs.ndim - 1)), out=macs)
+        return shares, self._add_mac_of_public(macs, pub, out=macs)
+
+    def _partial_open(self, shares: np.ndarray, macs: np.ndarray) -> np.ndarray:
+        """Every party broadcasts its share; the sum is public *but unchecked* until the next
+        :meth:`check`. The value is folded into the batched MAC check right away."""
+        values = field.sum_mod(shares, axis=0)
+        self._mac_check.fold(values, macs)
+        self.stats["opened_elements"] += values.size
+        return values
+
+    def _encode(self, values, frac_bits: int, bound: float, **kw) -> np.ndarray:
+        """FixedPoint encoding into Z_p (raises ValueError outside ±bound). Encodes a 1-D view
+        because FixedPoint.encode does not accept 0-d arrays."""
+        fp = FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
+        arr = np.asarray(values, dtype=np.float64)
+        return fp.encode(arr.reshape(-1), **kw).reshape(arr.shape)
+
+    @staticmethod
+    def _same_shape(x: Shared, y: Shared) -> None:
+        if x.shares.shape != y.shares.shape:
+            raise ValueError(f"shape mismatch: {x.shape} vs {y.shape}")
+
+    # -- input -------------------------------------------------------------------------
+    def share(self, x, *, bound: float | None = None, rounding: str = "nearest") -> Shared:
+        """Secret-share the float array ``x`` held by an input owner.
+
+        SPDZ input protocol: the dealer gives the parties ``[r]`` and the owner alone ``r``;
+        the owner broadcasts ``δ = encode(x) - r`` (uniform, so it reveals nothing) and the
+        parties set ``[x] = [r] + δ``. The owner never needs the MAC key. Raises
+        ``ValueError`` if any ``|x| > bound`` (default ``self.bound``) or x is not finite."""
+        bound = self.bound if bound is None else float(bound)
+        check_fits(bound, self.frac_bits, "input")
+        enc = self._encode(x, self.frac_bits, bound, rounding=rounding, rng=self._rng)
+        batch, r = self.dealer.input_masks(enc.shape)
+        delta = field.submod(enc, r)  # computed by the owner, broadcast
+        return self.from_masked_input(batch, delta, frac_bits=self.frac_bits, bound=bound)
+
+    def from_masked_input(self, masks: OneShot, delta: np.ndarray, *, frac_bits: int, bound: float) -> Shared:
+        """Parties' side of the input protocol: ``[x] = [r] + δ`` for the broadcast
+        ``δ = x - r`` (residues). ``masks`` is the dealer's single-use ``[r]`` batch."""
+        (r,) = masks.consume()
+        delta = np.asarray(delta, dtype=np.uint64)
+        if r.shape != delta.shape:
+            raise ValueError(f"masked input has shape {delta.shape}, masks {r.shape}")
+        if delta.size and int(delta.max()) >= field.P:
+            raise ValueError("masked input is not a residue mod p")
+        shares, macs = self._plus_public(r.shares, r.macs, delta, inplace=True)  # r is consumed
+        return Shared(shares, macs, int(frac_bits), float(bound))
+
+    # -- linear operations (local, no communication) -------------------------------------
+    def add(self, x: Shared, y: Shared) -> Shared:
+        """[x + y]. Scales must match; the declared bounds add."""
+        self._same_shape(x, y)
+        if x.frac_bits != y.frac_bits:
+            raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
+        bound = x.bound + y.bound
+        check_fits(bound, x.frac_bits, "add")
+        return Shared(field.addmod(x.shares, y.shares), field.addmod(x.macs, y.macs), x.frac_bits, bound)
+
+    def sub(self, x: Shared, y: Shared) -> Shared:
+        """[x - y]. Scales must match; the declared bounds add."""
+        self._same_shape(x, y)
+        if x.frac_bits != y.frac_bits:
+            raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
+        bound = x.bound + y.bound
+        check_fits(bound, x.frac_bits, "sub")
+        return Shared(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs), x.frac_bits, bound)
+
+    def add_public(self, x: Shared, c) -> Shared:
+        """[x + c] for a public float scalar or array of x's shape."""
+        c = np.broadcast_to(np.asarray(c, dtype=np.float64), x.shape)
+        cmax = float(np.max(np.abs(c))) if c.size else 0.0
+        bound = x.bound + cmax
+        check_fits(bound, x.frac_bits, "add_public")
+        pub = self._encode(c, x.frac_bits, cmax)
+        shares, macs = self._plus_public(x.shares, x.macs, pub)
+        return Shared(shares, macs, x.frac_bits, bound)
+
+    def mul_public(self, x: Shared, c, *, truncate: bool = True) -> Shared:
+        """[c·x] for a public scalar or array of x's shape.
+
+        Integer ``c`` (|c| < 2^53) is exact and keeps the scale. Otherwise ``c`` is encoded
+        with ``frac_bits`` bits, the product has scale ``x.frac_bits + frac_bits``, and with
+        ``truncate`` (default) it is truncated back (see :meth:`truncate`)."""
+        c = np.broadcast_to(np.asarray(c, dtype=np.float64), x.shape)
+        cmax = float(np.max(np.abs(c))) if c.size else 0.0
+        if np.all(c == np.round(c)) and cmax < 2**53:
+            pub, fb = field.to_field(c.astype(np.int64)), x.frac_bits
+        else:
+            pub, fb = self._encode(c, self.frac_bits, cmax), x.frac_bits + self.frac_bits
+        bound = x.bound * cmax
+        check_fits(bound, fb, "mul_public")
+        ps = field.split(pub)
+        out = Shared(field.mulmod(x.shares, pub, b_split=ps), field.mulmod(x.macs, pub, b_split=ps), fb, bound)
+        return self.truncate(out, fb - x.frac_bits) if truncate and fb > x.frac_bits else out
+
+    def sum(self, x: Shared, axis: int | None = None) -> Shared:
+        """[Σ x] over all elements (axis=None, a 0-d result) or along ``axis``."""
+        count = x.size if axis is None else x.shape[axis]
+        bound = x.bound * count
+        check_fits(bound, x.frac_bits, "sum")
+        if axis is None:
+            sh, mc = (field.sum_mod(a.reshape(self.n_parties, -1), axis=1) for a in (x.shares, x.macs))
+        else:
+            ax = axis % len(x.shape) + 1
+            sh, mc = field.sum_mod(x.shares, axis=ax), field.sum_mod(x.macs, axis=ax)
+        return Shared(np.ascontiguousarray(sh), np.ascontiguousarray(mc), x.frac_bits, bound)
+
+    # -- multiplication ------------------------------------------------------------------
+    def mul(self, x: Shared, y: Shared, *, truncate: bool = True, triples: OneShot | None = None) -> Shared:
+        """[x·y] elementwise with one authenticated Beaver triple per element.
+
+        Opens ``d = x - a`` and ``e = y - b`` (uniform, folded into the MAC check), then
+        locally ``z = c + d·b + e·a + d·e``. The product has scale
+        ``x.frac_bits + y.frac_bits``; with ``truncate`` (default) it is truncated back to
+        ``frac_bits``. ``triples``: a pre-dealt ``dealer.triples(shape)`` batch (default:
+        dealt now). Raises ``ValueError`` if the declared bounds could overflow and
+        ``ProtocolAbort`` if the triple batch was used before."""
+        self._same_shape(x, y)
+        fb, bound = x.frac_bits + y.frac_bits, x.bound * y.bound
+        check_fits(bound, fb, "mul")
+        a, b, c = (triples if triples is not None else self.dealer.triples(x.shape)).consume()
+        if a.shares.shape != x.shares.shape:
+            raise ValueError(f"triples have shape {a.shape}, operands {x.shape}")
+        self.stats["triples"] += x.size
+        d = self._partial_open(field.submod(x.shares, a.shares), field.submod(x.macs, a.macs))
+        e = self._partial_open(field.submod(y.shares, b.shares), field.submod(y.macs, b.macs))
+        ds, es = field.split(d), field.split(e)
+        zs, zm = c.shares, c.macs  # consumed batch: safe to update in place
+        field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
+        field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
+        de = field.mulmod(d, None, b_split=es)
+        field.addmod(zs[:1], de, out=zs[:1])
+        self._add_mac_of_public(zm, de, out=zm)
+        out = Shared(zs, zm, fb, bound)
+        if truncate and fb > self.frac_bits:
+            out = self.truncate(out, fb - self.frac_bits)
+        return out
+
+    def truncate(self, x: Shared, bits: int | None = None) -> Shared:
+        """[x / 2^bits] (default: back to ``frac_bits``), exact up to stochastic rounding.
+
+        Scheme (a rejection variant of Catrina–Saxena's probabilistic truncation, chosen
+        because in a 61-bit field the usual statistically-hiding mask leaves almost no room
+        for a 2f-bit product): let ``L`` be the bit length of the declared bound, so
+        ``x' = x + 2^L`` lies in ``[0, 2^(L+1))``. The dealer gives ``([r], [r >> bits])``
+        with ``r`` uniform in Z_p; the parties open ``c = x' + r mod p``, which is uniform and
+        independent of ``x`` (perfect hiding). If ``c >= 2^(L+1)`` no wrap-around happened,
+        so ``x' = c - r`` over the integers and ``(c >> bits) - (r >> bits)`` equals
+        ``floor(x'/2^bits)`` or one more (the borrow of the low bits). Elements with
+        ``c < 2^(L+1)`` (probability ``2^(L+1)/p``, decided by the public uniform ``c``
+        alone, so retrying leaks nothing) are redone with fresh pairs.
+        Error: the result differs from ``x / 2^bits`` by less than one unit of the new scale
+        (``< 2^-(frac_bits - bits)``), with rounding up happening with probability equal to
+        the dropped fraction (close to unbiased)."""
+        bits = x.frac_bits - self.frac_bits if bits is None else int(bits)
+        if bits == 0:
+            return x
+        if not 0 < bits <= x.frac_bits:
+            raise ValueError(f"cannot truncate {bits} bits of a value with {x.frac_bits} fractional bits")
+        n, shape = self.n_parties, x.shape
+        L = max(check_fits(x.bound, x.frac_bits, "truncate"), bits)
+        shift = 1 << L
+        xs, xm = self._plus_public(x.shares.reshape(n, -1), x.macs.reshape(n, -1), np.uint64(shift))
+        r, rh = self.dealer.trunc_pairs(xs.shape[1:], bits).consume()
+        c = self._partial_open(field.addmod(xs, r.shares), field.addmod(xm, r.macs))
+        rh_sh, rh_mac = rh.shares, rh.macs
+        limit = np.uint64(2 * shift)
+        redo = np.flatnonzero(c < limit)
+        while redo.size:
+            self.stats["truncation_retries"] += redo.size
+            r2, rh2 = self.dealer.trunc_pairs(redo.size, bits).consume()
+            c2 = self._partial_open(field.addmod(xs[:, redo], r2.shares), field.addmod(xm[:, redo], r2.macs))
+            c[redo], rh_sh[:, redo], rh_mac[:, redo] = c2, rh2.shares, rh2.macs
+            redo = redo[c2 < limit]
+        pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
+        zs = field.negmod(rh_sh)
+        field.addmod(zs[:1], pub, out=zs[:1])
+        zm = self._add_mac_of_public(field.negmod(rh_mac), pub)
+        fb = x.frac_bits - bits
+        return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb)
+
+    def dot(self, x: Shared, y: Shared, *, truncate: bool = False, triples: OneShot | None = None) -> Shared:
+        """[Σ_j x_j·y_j] over all elements (a 0-d result). Default: exact, at scale
+        ``x.frac_bits + y.frac_bits`` (opens correctly; no truncation error, one truncation
+        with ``truncate=True``). ``triples``: a pre-dealt batch of shape ``(x.size,)``."""
+        prod = self.mul(x.reshape(-1), y.reshape(-1), truncate=False, triples=triples)
+        s = self.sum(prod)
+        return self.truncate(s) if truncate else s
+
+    def norm2(self, x: Shared, *, truncate: bool = False, triples: OneShot | None = None) -> Shared:
+        """[‖x‖²] = dot(x, x): used to validate an update's norm without revealing it."""
+        return self.dot(x, x, truncate=truncate, triples=triples)
+
+    # -- output ------------------------------------------------------------------------
+    def check(self) -> None:
+        """Run the batched MAC check over everything partially opened so far (commit-then-
+        open, see :mod:`privcrypt.mpc.maccheck`). Raises ``MacCheckFailed``."""
+        if self._mac_check.pending:
+            self.stats["mac_checks"] += 1
+            self._mac_check.verify()
+
+    def open_residues(self, x: Shared) -> np.ndarray:
+        """Open ``x`` to everyone as residues, after the MAC check passes."""
+        values = self._partial_open(x.shares, x.macs)
+        self.check()
+        return values.reshape(x.shape)
+
+    def open(self, x: Shared) -> np.ndarray:
+        """Open ``x`` to every party and decode it to float64, but only after the MAC check of
+        this and every earlier partial opening passes; raises ``MacCheckFailed`` otherwise
+        (the value is discarded)."""
+        return decode(self.open_residues(x), x.frac_bits)
+
+    def open_to(self, x: Shared, party: int) -> np.ndarray:
+        """Open ``x`` to party ``party`` only: the dealer gives ``[r]`` to all and ``r`` to
+        ``party``; ``x - r`` is opened (uniform, MAC-checked) and only ``party`` can add
+        ``r``. Returns what ``party`` learns; the others learn nothing about ``x``."""
+        if not 0 <= int(party) < self.n_parties:
+            raise ValueError(f"no party {party}")
+        batch, r = self.dealer.input_masks(x.shape)
+        (rs,) = batch.consume()
+        masked = self.open_residues(Shared(field.submod(x.shares, rs.shares),
+                                           field.submod(x.macs, rs.macs), x.frac_bits, x.bound))
+        return decode(field.addmod(masked, r), x.frac_bits)  # only `party` holds r
