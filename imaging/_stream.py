@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from Crypto.Cipher import AES
+
+from privcrypt.keystream import aes_ctr_keystream
 
 
 def keystream(key: bytes, label: str, n: int) -> np.ndarray:
@@ -19,11 +20,7 @@ def keystream(key: bytes, label: str, n: int) -> np.ndarray:
     if len(key) != 32:
         raise ValueError("layer key must be 32 bytes")
     nonce = hashlib.sha256(label.encode("utf-8")).digest()[:8]
-    buf = np.zeros(int(n), dtype=np.uint8)
-    if n:
-        view = memoryview(buf)
-        AES.new(key, AES.MODE_CTR, nonce=nonce, initial_value=0).encrypt(view, output=view)
-    return buf
+    return aes_ctr_keystream(key, int(n), nonce=nonce)
 
 
 def keystream_uniform(key: bytes, label: str, n: int) -> np.ndarray:

@@ -12,6 +12,10 @@ Two implementations of one :class:`RandomSource` protocol:
   construction keyed by SHA-256 of a caller-supplied seed. Anyone who knows the seed knows
   every output; never use it for real keys, shares, masks or noise.
 
+The keystream comes from :func:`privcrypt.keystream.aes_ctr_keystream` (OpenSSL through
+the optional ``cryptography`` package when installed, pycryptodome otherwise; identical
+output).
+
 Why not ``numpy.random`` / ``random`` / ``torch`` generators: they are not
 cryptographically secure (their state can be recovered from outputs), and a 32-bit seed
 is brute-forceable. Why hand-written sampling on top of a library keystream: numpy offers
@@ -32,7 +36,8 @@ import threading
 from typing import Protocol, Union, runtime_checkable
 
 import numpy as np
-from Crypto.Cipher import AES
+
+from privcrypt.keystream import aes_ctr_keystream
 
 __all__ = [
     "RandomSource",
@@ -102,13 +107,10 @@ class _FastKeyErasureAesCtr:
 
     def fill(self, n: int) -> np.ndarray:
         """Return ``n`` random bytes as a fresh writable uint8 array."""
-        buf = np.zeros(n + _KEY_BYTES, dtype=np.uint8)
         with self._lock:
-            cipher = AES.new(self._key, AES.MODE_CTR, nonce=b"\x00" * 8, initial_value=0)
-            # In place: keystream XOR zeros = keystream.
-            view = memoryview(buf)
-            cipher.encrypt(view, output=view)
+            buf = aes_ctr_keystream(self._key, n + _KEY_BYTES)
             self._key = buf[:_KEY_BYTES].tobytes()
+            buf[:_KEY_BYTES] = 0  # the next key must not stay in the returned array's buffer
         return buf[_KEY_BYTES:]
 
 

@@ -57,13 +57,14 @@ import struct
 from typing import Iterable, Mapping
 
 import numpy as np
-from Crypto.Cipher import AES
 
 import os
 
 from privcrypt import aead, shamir
 from privcrypt.encoding import Quantizer
 from privcrypt.exceptions import MalformedInput, ProtocolAbort
+from privcrypt.keystream import BACKEND as KEYSTREAM_BACKEND
+from privcrypt.keystream import aes_ctr_keystream
 from privcrypt.kex import KeyPair, agree, load_public
 from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_survivors,
@@ -71,15 +72,7 @@ from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_su
 from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import SERVER, Message, pack_array, unpack_array
 
-try:  # optional OpenSSL keystream, bit-identical to pycryptodome's
-    if os.environ.get("PRIVCRYPT_PURE_PYCRYPTODOME"):
-        raise ImportError
-    from cryptography.hazmat.primitives.ciphers import Cipher as _OsslCipher
-    from cryptography.hazmat.primitives.ciphers.algorithms import AES as _OsslAES
-    from cryptography.hazmat.primitives.ciphers.modes import CTR as _OsslCTR
-    PRG_BACKEND = "cryptography"
-except ImportError:  # pragma: no cover - depends on the install
-    PRG_BACKEND = "pycryptodome"
+PRG_BACKEND = KEYSTREAM_BACKEND  # which AES-CTR implementation expands masks
 
 __all__ = [
     "MaskExpander",
@@ -183,32 +176,19 @@ class RoundConfig:
 
 class MaskExpander:
     """Expands 256-bit seeds into masks of ``dim`` words mod 2^32 (or 2^64): the AES-256-CTR
-    keystream under key ``seed`` (128-bit big-endian counter from 0), read little-endian.
-    Each seed keys exactly one stream. The keystream comes from the optional ``cryptography``
-    package (OpenSSL, about 6 GB/s) when importable, else from pycryptodome (about 1 GB/s);
-    the output is bit-identical. :meth:`expand` returns a view into a reused buffer, valid
-    until the next call."""
+    keystream under key ``seed`` (:func:`privcrypt.keystream.aes_ctr_keystream`, zero nonce,
+    block counter from 0), read little-endian. Each seed keys exactly one stream."""
 
     def __init__(self, dim: int, dtype=np.uint32, *, backend: str | None = None):
         self.dtype = np.dtype(dtype)
         self.dim = int(dim)
         self.backend = backend or PRG_BACKEND
-        nbytes = self.dim * self.dtype.itemsize
-        self._zeros = np.zeros(nbytes, dtype=np.uint8)
-        self._buf = np.empty(nbytes + 16, dtype=np.uint8)  # OpenSSL wants block-1 spare bytes
+        self._nbytes = self.dim * self.dtype.itemsize
 
     def expand(self, seed: bytes) -> np.ndarray:
         if len(seed) != 32:
             raise ValueError("mask seeds are 32 bytes")
-        n = self._zeros.size
-        if self.backend == "cryptography":
-            enc = _OsslCipher(_OsslAES(seed), _OsslCTR(bytes(16))).encryptor()
-            enc.update_into(self._zeros, self._buf)
-        else:
-            out = memoryview(self._buf)[:n]
-            AES.new(seed, AES.MODE_CTR, nonce=b"", initial_value=0).encrypt(
-                memoryview(self._zeros), output=out)
-        return self._buf[:n].view(self.dtype)
+        return aes_ctr_keystream(seed, self._nbytes, backend=self.backend).view(self.dtype)
 
 
 def expand_mask(seed: bytes, dim: int, dtype=np.uint32) -> np.ndarray:

@@ -126,3 +126,10 @@ def test_resolve_rng_rejects_non_cryptographic_generators():
         resolve_rng(np.random.default_rng(0))
     with pytest.raises(TypeError):
         resolve_rng(42)
+
+
+def test_next_key_is_erased_from_returned_buffer():
+    r = DeterministicRandom(9)
+    out = r._raw(64)
+    base = out.base if out.base is not None else out
+    assert not base[:32].any()  # the 32 bytes that became the next key were zeroed
