@@ -99,7 +99,7 @@ class FixedPoint:
             )
 
     def _to_residues(self, ints: np.ndarray) -> np.ndarray:
-        v = ints.astype(np.int64)
+        v = np.asarray(ints).astype(np.int64)  # asarray: 0-d inputs stay arrays
         out = v.astype(np.uint64)  # two's complement: exact mod 2**64
         if self.modulus != 2**64:
             neg = v < 0
@@ -125,12 +125,12 @@ class FixedPoint:
 
     def lift(self, residues) -> np.ndarray:
         """Centered lift of residues in [0, M) to signed int64 in (-M/2, M/2]."""
-        r = np.asarray(residues).astype(np.uint64)
+        r = np.asarray(np.asarray(residues).astype(np.uint64))
         if self.modulus != 2**64 and r.size and int(r.max()) >= self.modulus:
             raise ValueError("residue outside [0, modulus)")
         half = np.uint64(self.modulus // 2)
         neg = r > half
-        out = r.astype(np.int64)
+        out = np.asarray(r.astype(np.int64))
         if self.modulus == 2**64:
             return out  # two's complement view is the centered lift
         out[neg] = -(np.uint64(self.modulus) - r[neg]).astype(np.int64)

@@ -94,3 +94,10 @@ def test_quantizer_clip_and_guard():
     q.check_sum_fits(2**16 + 1, 2**32)  # (2^16+1)(2^16-1) = 2^32-1 fits
     with pytest.raises(ValueError, match="wraps"):
         q.check_sum_fits(2**16 + 2, 2**32)  # (2^16+2)(2^16-1) >= 2^32
+
+
+def test_zero_dimensional_inputs():
+    fp = FixedPoint(frac_bits=16, bound=10.0)
+    for v in (-1.5, 2.0, np.float64(-3.25)):
+        r = fp.encode(v)
+        assert r.shape == () and float(fp.decode(r)) == float(v)
