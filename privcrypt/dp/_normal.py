@@ -21,7 +21,7 @@ _erfc_ufunc = np.frompyfunc(math.erfc, 1, 1)
 def norm_sf(x) -> np.ndarray:
     """``P(Z > x)`` for a standard normal ``Z``, elementwise, with full relative precision."""
     x = np.asarray(x, dtype=np.float64)
-    return 0.5 * _erfc_ufunc(x * _SQRT1_2).astype(np.float64)
+    return 0.5 * np.asarray(_erfc_ufunc(x * _SQRT1_2), dtype=np.float64)
 
 
 def log_norm_sf(x: float) -> float:
