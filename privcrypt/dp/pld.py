@@ -41,6 +41,14 @@ DEFAULT_INTERVAL = 1e-4
 _STEP_TAIL = 1e-20  # P-mass per step left beyond the grid (goes to +infinity)
 _COMPOSE_TAIL = 1e-15  # mass a composition may drop (goes to +infinity)
 _Z_TAIL = 9.3  # norm_sf(9.3) < 1e-20
+#: Largest loss grid (points) built or composed; beyond it the interval is coarsened.
+MAX_GRID = 1 << 23
+
+
+class _GridTooLarge(Exception):
+    def __init__(self, points: int):
+        super().__init__(points)
+        self.points = points
 
 
 @dataclass
@@ -73,16 +81,19 @@ class DiscretePLD:
         p, l = self.probs[keep], losses[keep]
         if p.size == 0:
             return 0.0
-        # Suffix sums from the top: S_P(k) = sum_{j>=k} p_j, S_Q(k) = sum_{j>=k} p_j e^-l_j.
+        # Suffix sums from the top: S_P(k) = sum_{j>=k} p_j and, in log space so that
+        # huge losses neither overflow nor underflow, log S_Q(k) = log sum_{j>=k} p_j e^-l_j.
         s_p = np.cumsum(p[::-1])[::-1]
-        s_q = np.cumsum((p * np.exp(-l))[::-1])[::-1]
-        # delta at grid point l_{k-1} uses masses strictly above it: S(k).
-        d_at_prev = self.infinity_mass + s_p - np.exp(np.concatenate(([0.0], l[:-1]))) * s_q
+        with np.errstate(divide="ignore"):
+            log_sq = np.logaddexp.accumulate((np.log(p) - l)[::-1])[::-1]
+        # delta at grid point l_{k-1} (l_{-1} = 0) uses the masses strictly above it: S(k).
+        prev = np.concatenate(([0.0], l[:-1]))
+        d_at_prev = self.infinity_mass + s_p - np.exp(prev + log_sq)
         if d_at_prev[0] <= delta:  # delta(0) small enough
             return 0.0
         k = int(np.flatnonzero(d_at_prev > delta)[-1])  # epsilon lies in (l_{k-1}, l_k]
         num = self.infinity_mass + s_p[k] - delta
-        return float(min(l[k], max(math.log(num / s_q[k]), 0.0 if k == 0 else l[k - 1])))
+        return float(min(l[k], max(math.log(num) - log_sq[k], prev[k])))
 
 
 def _next_fast_len(n: int) -> int:
@@ -150,6 +161,8 @@ def subsampled_gaussian_pld(
 
     i_lo = math.floor(lo_loss / interval)
     i_hi = max(math.ceil(hi_loss / interval), i_lo + 1)
+    if i_hi - i_lo + 1 > MAX_GRID:
+        raise _GridTooLarge(i_hi - i_lo + 1)
     grid = np.arange(i_lo, i_hi + 1) * interval
     x = x_of(grid)
     # The lower tail (exactly empty for remove with q < 1) folds into the first bucket,
@@ -203,6 +216,8 @@ def _self_compose(pld: DiscretePLD, times: int, tail: float = _COMPOSE_TAIL) -> 
         if math.isfinite(down):
             lo_idx = max(lo_idx, math.floor(down / dx))
     hi_idx = max(hi_idx, lo_idx)
+    if hi_idx - lo_idx + 1 > MAX_GRID:
+        raise _GridTooLarge(hi_idx - lo_idx + 1)
     size = _next_fast_len(max(hi_idx - lo_idx + 1, n))
     spectrum = np.fft.rfft(p, size)
     out = np.fft.irfft(spectrum**times, size)
@@ -235,6 +250,11 @@ def pld_epsilon(entries, delta: float, interval: float = DEFAULT_INTERVAL) -> fl
     Never below the true epsilon (pessimistic discretization). Exact (closed form) when
     every entry has sample_rate 1. Returns ``inf`` when some step has noise 0 and positive
     sample rate, 0 when nothing was spent. Raises ``ValueError`` on invalid arguments.
+
+    Huge epsilon (tiny noise, many steps): when a loss grid would exceed ``MAX_GRID``
+    points, ``interval`` is doubled until it fits. The result is still an upper bound,
+    only looser (by at most about ``interval`` per distinct (sigma, q) plus the
+    connect-the-dots error), and the call stays bounded in time and memory.
     """
     delta = float(delta)
     if not 0.0 < delta < 1.0:
@@ -257,6 +277,14 @@ def pld_epsilon(entries, delta: float, interval: float = DEFAULT_INTERVAL) -> fl
         if gauss_precision == 0.0:
             return 0.0
         return gaussian_epsilon(1.0 / math.sqrt(gauss_precision), delta)
+    while True:
+        try:
+            return _composed_epsilon(merged, gauss_precision, delta, interval)
+        except _GridTooLarge as exc:
+            interval *= 2.0 ** max(1, math.ceil(math.log2(exc.points / MAX_GRID)))
+
+
+def _composed_epsilon(merged: dict, gauss_precision: float, delta: float, interval: float) -> float:
     worst = 0.0
     for direction in ("remove", "add"):
         total = None

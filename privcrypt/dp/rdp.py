@@ -137,13 +137,20 @@ def _panel_edges(start: float, end: float, eta: float, u0: float) -> np.ndarray:
     return np.concatenate(pieces)
 
 
-def _log_g(x: np.ndarray, log1p_x: np.ndarray, alphas: np.ndarray) -> np.ndarray:
-    """log g_alpha(x), g(x) = (1+x)^alpha - 1 - alpha x, shape (len(alphas), len(x))."""
+def _log_g(u: np.ndarray, q: float, alphas: np.ndarray) -> np.ndarray:
+    """log g_alpha(x) at x = q (e^u - 1), g(x) = (1+x)^alpha - 1 - alpha x.
+
+    Shape (len(alphas), len(u)). Three regimes: |x| small (power series, no
+    cancellation), x < 0 (direct), x large (log space, so e^u may overflow freely)."""
     a = alphas[:, None]
+    out = np.empty((alphas.size, u.size))
+    with np.errstate(over="ignore"):
+        x = q * np.expm1(np.minimum(u, 700.0))
     small = np.abs(x) < _SERIES_X
-    out = np.empty((alphas.size, x.size))
-    xs, xl = x[small], x[~small]
-    if xs.size:
+    neg = (x < 0) & ~small
+    pos = ~small & ~neg
+    if small.any():
+        xs = x[small]
         # sum_{k>=2} C(alpha,k) x^k = x^2 * sum_{k>=2} C(alpha,k) x^(k-2), Horner from the top.
         coef = np.ones((alphas.size, _SERIES_TERMS + 1))
         for k in range(1, _SERIES_TERMS + 1):
@@ -154,10 +161,18 @@ def _log_g(x: np.ndarray, log1p_x: np.ndarray, alphas: np.ndarray) -> np.ndarray
             poly += coef[:, k][:, None]
         with np.errstate(divide="ignore"):
             out[:, small] = 2.0 * np.log(np.abs(xs)) + np.log(poly)
-    if xl.size:
-        la = a * log1p_x[~small]
+    if neg.any():
+        xn = x[neg]
+        la = a * np.log1p(xn)
         # g = (1+x)^a - (1 + a x); log g = a log1p(x) + log1p(-(1 + a x) e^{-a log1p(x)})
-        out[:, ~small] = la + np.log1p(-(1.0 + a * xl) * np.exp(-la))
+        out[:, neg] = la + np.log1p(-(1.0 + a * xn) * np.exp(-la))
+    if pos.any():
+        up = u[pos]
+        log_x = math.log(q) + np.where(up > 1.0, up + np.log1p(-np.exp(-np.maximum(up, 1.0))),
+                                       np.log(np.expm1(np.minimum(up, 1.0))))
+        la = a * np.logaddexp(0.0, log_x)  # alpha log(1 + x)
+        log_lin = np.logaddexp(0.0, np.log(a) + log_x)  # log(1 + alpha x)
+        out[:, pos] = la + np.log1p(-np.exp(log_lin - la))
     return out
 
 
@@ -175,9 +190,12 @@ def _log_a_minus_1_fractional(q: float, sigma: float, alphas: np.ndarray) -> np.
         logw.append(np.log(0.5 * width * _GL_WEIGHTS).ravel())
     u = np.concatenate(nodes)
     log_density = np.concatenate(logw) - 0.5 * ((u - m) / eta) ** 2 - math.log(eta) - 0.5 * math.log(2 * math.pi)
-    x = q * np.expm1(u)
-    log1p_x = np.log1p(x)
-    return _logsumexp(_log_g(x, log1p_x, alphas) + log_density[None, :], axis=1)
+    out = np.empty(alphas.size)
+    chunk = max(1, 2_000_000 // u.size)  # bound memory for tiny sigma (many nodes)
+    for start in range(0, alphas.size, chunk):
+        part = alphas[start : start + chunk]
+        out[start : start + chunk] = _logsumexp(_log_g(u, q, part) + log_density[None, :], axis=1)
+    return out
 
 
 def _softplus(v: np.ndarray) -> np.ndarray:
