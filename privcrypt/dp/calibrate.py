@@ -82,16 +82,17 @@ def noise_multiplier_for(
         if lo < 1e-6:  # even almost no noise meets the target
             return hi
         f_lo = excess(lo)
-    # Invariant: f(lo) > 0 >= f(hi). Work in t = log sigma.
+    # Invariant: f(lo) > 0 >= f(hi). Work in t = log sigma. Illinois false position,
+    # with each trial kept at least rtol/2 inside the bracket (so it closes from both
+    # sides, as in Brent's method) and a bisection whenever 3 trials did not halve it.
     t_lo, t_hi = math.log(lo), math.log(hi)
-    side = 0
+    side, trials, width_before = 0, 0, t_hi - t_lo
     while t_hi - t_lo > rtol:
+        width = t_hi - t_lo
         t = 0.5 * (t_lo + t_hi)
-        if math.isfinite(f_lo) and math.isfinite(f_hi):
-            cand = t_hi - f_hi * (t_hi - t_lo) / (f_hi - f_lo)
-            width = t_hi - t_lo
-            if t_lo + 0.01 * width < cand < t_hi - 0.01 * width:
-                t = cand
+        if trials < 3 and math.isfinite(f_lo) and math.isfinite(f_hi) and f_lo != f_hi:
+            cand = t_hi - f_hi * width / (f_hi - f_lo)
+            t = min(max(cand, t_lo + 0.5 * rtol), t_hi - 0.5 * rtol)
         f = excess(math.exp(t))
         if f > 0:
             t_lo, f_lo = t, f
@@ -103,4 +104,10 @@ def noise_multiplier_for(
             if side == 1:
                 f_lo *= 0.5
             side = 1
+        trials += 1
+        if t_hi - t_lo <= 0.5 * width_before:
+            trials, width_before = 0, t_hi - t_lo
+        elif trials > 3:
+            trials = 0  # the next trial is a plain bisection step
+            width_before = t_hi - t_lo
     return math.exp(t_hi)
