@@ -44,6 +44,9 @@ def validate_step(noise_multiplier: float, sample_rate: float, steps: int) -> tu
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
         raise TypeError(f"steps must be an int, got {type(steps).__name__}")
+    for name, value in (("noise_multiplier", noise_multiplier), ("sample_rate", sample_rate)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     sigma, q, steps = float(noise_multiplier), float(sample_rate), int(steps)
     if not (sigma >= 0.0 and math.isfinite(sigma)):
         raise ValueError(f"noise_multiplier must be finite and >= 0, got {noise_multiplier}")
@@ -66,7 +69,7 @@ class _Accountant:
 
         Raises ``ValueError``/``TypeError`` on invalid parameters (nothing recorded)."""
         hist = self._history
-        if hist and steps == 1 and hist[-1][0] == noise_multiplier and hist[-1][1] == sample_rate:
+        if hist and type(steps) is int and steps == 1 and hist[-1][0] == noise_multiplier and hist[-1][1] == sample_rate:
             hist[-1][2] += 1  # fast path: the last entry was validated already
             return
         sigma, q, steps = validate_step(noise_multiplier, sample_rate, steps)

@@ -168,6 +168,11 @@ def subsampled_gaussian_pld(
     # The lower tail (exactly empty for remove with q < 1) folds into the first bucket,
     # i.e. it is moved up to the lowest grid point: pessimistic. For add with q < 1 the
     # loss is bounded above, so the last grid point closes the whole upper tail.
+    # Rounding can put a grid point just outside the loss range, where the inverse is
+    # NaN: such points can only be end points, and they close the range there.
+    bad = np.isnan(x)
+    x[bad & (np.arange(x.size) < x.size // 2)] = -np.inf
+    x[bad & (np.arange(x.size) >= x.size // 2)] = np.inf
     x[0] = -np.inf
     if direction == "add" and q < 1.0:
         x[-1] = np.inf

@@ -40,6 +40,8 @@ def test_steps_merge_and_match_one_call():
     (dict(noise_multiplier=1.0, sample_rate=0.1, steps=-1), ValueError),
     (dict(noise_multiplier=1.0, sample_rate=0.1, steps=1.5), TypeError),
     (dict(noise_multiplier=float("inf"), sample_rate=0.1), ValueError),
+    (dict(noise_multiplier="1.0", sample_rate=0.1), TypeError),
+    (dict(noise_multiplier=1.0, sample_rate=0.1, steps=True), TypeError),
 ])
 def test_step_validation(kwargs, exc):
     acc = PLDAccountant()

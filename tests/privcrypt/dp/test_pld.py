@@ -42,6 +42,14 @@ def test_discretized_gaussian_is_pessimistic_and_tight(sigma, steps, delta):
         assert exact <= eps <= exact + _tol(exact)
 
 
+def test_delta_and_epsilon_are_inverse():
+    pld = _self_compose(subsampled_gaussian_pld(1.0, 0.05, "remove"), 300)
+    for delta in (1e-3, 1e-5, 1e-7):
+        eps = pld.epsilon(delta)
+        assert pld.delta(eps) == pytest.approx(delta, rel=1e-9)
+        assert pld.delta(eps * 0.99) > delta
+
+
 def test_discretization_preserves_both_masses():
     pld = subsampled_gaussian_pld(1.0, 0.05, "remove")
     import numpy as np
