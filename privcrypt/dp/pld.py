@@ -112,6 +112,15 @@ def _next_fast_len(n: int) -> int:
     return best
 
 
+def _log_expm1_plus(v: np.ndarray, q: float) -> np.ndarray:
+    """log(e^v - 1 + q) elementwise, -inf/NaN where e^v - 1 + q <= 0, no overflow."""
+    v = np.asarray(v, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        small = np.log(np.expm1(np.minimum(v, 1.0)) + q)
+        large = v + np.log1p((q - 1.0) * np.exp(-np.maximum(v, 1.0)))
+    return np.where(v > 1.0, large, small)
+
+
 def subsampled_gaussian_pld(
     noise_multiplier: float, sample_rate: float, direction: str, interval: float = DEFAULT_INTERVAL
 ) -> DiscretePLD:
@@ -133,12 +142,11 @@ def subsampled_gaussian_pld(
         second = [(1.0, 0.0)]
 
         def x_of(loss):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return s2 * (np.log(np.expm1(loss) + q) - log_q) + 0.5
+            return s2 * (_log_expm1_plus(loss, q) - log_q) + 0.5
 
         def loss_of(x):
-            return math.log1p(q * math.expm1((2.0 * x - 1.0) / (2.0 * s2))) if x < 700 * s2 else (
-                log_q + (2.0 * x - 1.0) / (2.0 * s2))
+            y = (2.0 * x - 1.0) / (2.0 * s2)
+            return math.log1p(q * math.expm1(y)) if y < 700 else log_q + y + math.log1p((1 - q) * math.exp(-y) / q)
 
         lo_loss = math.log1p(-q) if q < 1.0 else loss_of(1.0 - _Z_TAIL * sigma)
         hi_loss = loss_of(1.0 + _Z_TAIL * sigma)
@@ -147,12 +155,11 @@ def subsampled_gaussian_pld(
         second = [(1.0 - q, 0.0), (q, -1.0)]
 
         def x_of(loss):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return -s2 * (np.log(np.expm1(-loss) + q) - log_q) - 0.5
+            return -s2 * (_log_expm1_plus(-loss, q) - log_q) - 0.5
 
         def loss_of(x):
             y = (-2.0 * x - 1.0) / (2.0 * s2)
-            return -math.log1p(q * math.expm1(y)) if y < 700 else -(log_q + y)
+            return -math.log1p(q * math.expm1(y)) if y < 700 else -(log_q + y + math.log1p((1 - q) * math.exp(-y) / q))
 
         lo_loss = loss_of(-_Z_TAIL * sigma)
         hi_loss = -math.log1p(-q) if q < 1.0 else loss_of(_Z_TAIL * sigma)
@@ -182,10 +189,12 @@ def subsampled_gaussian_pld(
         sum(w * norm_sf((x[-1] - m) / sigma) for w, m in first))
     # Split each bucket's A-mass between its end points preserving A- and B-mass:
     # right = r (A - e^{l_i} B) / (r - 1), r = e^interval.
-    r = math.exp(interval)
-    with np.errstate(over="ignore", invalid="ignore"):
-        right = (a_mass - np.exp(grid[:-1]) * b_mass) * (r / (r - 1.0))
-    right = np.clip(np.nan_to_num(right, nan=0.0, posinf=np.inf), 0.0, a_mass)
+    # In ratio form, e^{l_i} B / A in [1, e^interval], computed in log space: a B-mass
+    # that underflows to 0 sends all of A to the right (higher-loss) point: pessimistic.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.exp(grid[:-1] + np.log(b_mass) - np.log(a_mass))
+        right = a_mass * (1.0 - ratio) / -math.expm1(-interval)
+    right = np.where(a_mass > 0, np.clip(np.nan_to_num(right, nan=0.0), 0.0, a_mass), 0.0)
     probs = np.zeros(grid.size)
     probs[:-1] += a_mass - right
     probs[1:] += right

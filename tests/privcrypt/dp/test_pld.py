@@ -128,3 +128,14 @@ def test_huge_epsilon_pld_is_bounded_and_below_rdp(monkeypatch):
     assert finer <= eps < compute_epsilon(0.3, 0.5, 1_000, 1e-6, accountant="rdp")
     assert pld_epsilon([(0.0, 0.5, 10)], 1e-6) == math.inf
     assert pld_epsilon([(1.0, 0.0, 10)], 1e-6) == 0.0
+
+
+def test_tiny_noise_matches_the_counting_argument(monkeypatch):
+    """sigma = 1e-3, q = 0.5, T = 10: a sampled step leaks loss ~ 1/(2 sigma^2) = 5e5, and
+    all 10 steps sample the record with probability 2^-10 > delta, so eps >= ~5e6. Guards
+    against losses beyond exp's range being rounded *down* (an optimistic bug)."""
+    from privcrypt.dp import pld
+
+    monkeypatch.setattr(pld, "MAX_GRID", 1 << 18)
+    eps = pld_epsilon([(1e-3, 0.5, 10)], 1e-5)
+    assert 4.99e6 <= eps <= compute_epsilon(1e-3, 0.5, 10, 1e-5, accountant="rdp")
