@@ -139,3 +139,20 @@ def test_tiny_noise_matches_the_counting_argument(monkeypatch):
     monkeypatch.setattr(pld, "MAX_GRID", 1 << 18)
     eps = pld_epsilon([(1e-3, 0.5, 10)], 1e-5)
     assert 4.99e6 <= eps <= compute_epsilon(1e-3, 0.5, 10, 1e-5, accountant="rdp")
+
+
+@settings(max_examples=10, deadline=None)
+@given(sigma=st.floats(1e-3, 0.3), q=st.floats(0.01, 1.0), steps=st.integers(10, 100_000))
+def test_huge_epsilon_pld_property(sigma, q, steps):
+    """Any tiny-noise, many-step run: finite, positive, never above RDP (grid capped low
+    here so each example is quick; the cap only loosens the bound)."""
+    from privcrypt.dp import pld
+
+    old = pld.MAX_GRID
+    pld.MAX_GRID = 1 << 15
+    try:
+        eps = pld_epsilon([(sigma, q, steps)], 1e-6)
+    finally:
+        pld.MAX_GRID = old
+    rdp = compute_epsilon(sigma, q, steps, 1e-6, accountant="rdp")
+    assert math.isfinite(eps) and 0 < eps <= rdp * (1 + 1e-9)
