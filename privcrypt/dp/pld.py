@@ -189,7 +189,7 @@ def subsampled_gaussian_pld(
         sum(w * norm_sf((x[-1] - m) / sigma) for w, m in first))
     # Split each bucket's A-mass between its end points preserving A- and B-mass:
     # right = r (A - e^{l_i} B) / (r - 1), r = e^interval.
-    # In ratio form, e^{l_i} B / A in [1, e^interval], computed in log space: a B-mass
+    # In ratio form, e^{l_i} B / A in [e^-interval, 1], computed in log space: a B-mass
     # that underflows to 0 sends all of A to the right (higher-loss) point: pessimistic.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.exp(grid[:-1] + np.log(b_mass) - np.log(a_mass))
