@@ -16,7 +16,8 @@ How it is evaluated, and why this module is exact where dp-accounting runs high:
 * Fractional alpha: the series MTZ give for this case alternates in sign past
   ``i > alpha + 1``; dp-accounting's implementation takes ``log|C(alpha, i)|`` and adds
   every term, so its fractional-order RDP is an upper bound that runs high (final eps up
-  to ~0.4 % high at eps < 20 for q <= 0.1, ~1.6 % at q = 0.4; see docs/dp.md). We integrate the defining expectation directly: ``A - 1 = E[g(x)]`` with
+  to ~0.4 % high at eps < 20 for q <= 0.1, ~1.6 % at q = 0.4; see docs/dp.md). We
+  integrate the defining expectation directly: ``A - 1 = E[g(x)]`` with
   ``x = q (e^u - 1)``, ``u`` the Gaussian log-likelihood ratio ~ N(-1/(2 sigma^2),
   1/sigma^2), and ``g(x) = (1+x)^alpha - 1 - alpha x >= 0`` (the subtracted term has mean
   0). The integrand is non-negative and smooth, so composite 20-point Gauss–Legendre
