@@ -124,6 +124,7 @@ def main(argv=None) -> None:
     p.add_argument("--sigmas", default="15,25,31.25,50")
     p.add_argument("--blind-range", default="5,80")
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--ft-lr", type=float, default=3e-4, help="peak learning rate of phase 2")
     p.add_argument("--resume", default=None, help="directory with <name>.pt to continue from (skips phase 1)")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -146,12 +147,12 @@ def main(argv=None) -> None:
         names[name] = s
         init = os.path.join(args.resume, name + ".pt") if args.resume else blind0
         jobs[name] = _train_cmd(os.path.join(args.out, name + ".pt"), args.ft_seconds,
-                                ["--sigma", str(s), "--init", init, "--lr", "3e-4", "--lr-min", "1e-6",
-                                 "--seed", str(int(s * 100)), *bs], args.data)
+                                ["--sigma", str(s), "--init", init, "--lr", str(args.ft_lr), "--lr-min", "1e-6",
+                                 "--seed", str(int(s * 100) + (1000 if args.resume else 0)), *bs], args.data)
     init_b = os.path.join(args.resume, "dncnn17_blind.pt") if args.resume else blind0
     jobs["dncnn17_blind"] = _train_cmd(os.path.join(args.out, "dncnn17_blind.pt"), args.ft_seconds,
                                        ["--sigma-min", str(lo), "--sigma-max", str(hi), "--init", init_b,
-                                        "--lr", "3e-4", "--lr-min", "1e-6", "--seed", "7", *bs], args.data)
+                                        "--lr", str(args.ft_lr), "--lr-min", "1e-6", "--seed", str(7 + (1000 if args.resume else 0)), *bs], args.data)
     t1 = time.time()
     rc = _run_parallel(jobs, args.work)
     results["phases"]["phase2"] = {"rc": rc, "seconds": time.time() - t1}
