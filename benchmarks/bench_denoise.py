@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--images", default=None, help="comma list of image names (default all 8; quick: 2)")
     parser.add_argument("--no-bm3d", action="store_true", help="skip BM3D (slow: 4-9 s per image)")
     parser.add_argument("--blind", action="store_true", help="also run the blind DnCNN")
+    parser.add_argument("--no-x8", action="store_true", help="skip DnCNN with the 8-fold self-ensemble")
 
 
 def load_image(name: str):
@@ -80,8 +81,7 @@ def ssim(ref, x) -> float:
 
 
 def _methods(args):
-    import numpy as np
-    from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
+    from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
     from imaging.denoise import load_denoiser
 
@@ -102,9 +102,10 @@ def _methods(args):
     methods["nlm_fast"] = nlm
     methods["tv_chambolle"] = tv
     methods["dncnn"] = lambda noisy, sigma: load_denoiser(sigma, device="cpu").denoise(noisy)
+    if not args.no_x8:
+        methods["dncnn_x8"] = lambda noisy, sigma: load_denoiser(sigma, device="cpu", ensemble=True).denoise(noisy)
     if args.blind:
         methods["dncnn_blind"] = lambda noisy, sigma: load_denoiser(sigma, blind=True, device="cpu").denoise(noisy)
-    _ = estimate_sigma, np
     return methods
 
 
@@ -149,6 +150,8 @@ def run(args) -> dict:
         r = {row["method"]: row["psnr"] for row in rows if row["sigma"] == sigma}
         if "bm3d" in r:
             deltas[f"sigma_{sigma:g}"] = r["dncnn"] - r["bm3d"]
+            if "dncnn_x8" in r:
+                deltas[f"sigma_{sigma:g}_x8"] = r["dncnn_x8"] - r["bm3d"]
     models = {f"{s:g}": load_denoiser(s, device="cpu").name for s in sigmas}
     gpu = json.loads(GPU_RESULTS.read_text()) if GPU_RESULTS.exists() else None
     data = {

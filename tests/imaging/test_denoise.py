@@ -211,3 +211,13 @@ def test_importable_without_pywt():
             "print(json.dumps(d.load_denoiser(25, device='cpu').name))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == "dncnn17_s25"
+
+
+def test_self_ensemble_shapes_and_quality(crop):
+    noisy = crop + DeterministicRandom("test_denoise_x8").normal(25.0, crop.shape)
+    plain = load_denoiser(25, device="cpu").denoise(noisy)
+    ens = load_denoiser(25, device="cpu", ensemble=True).denoise(noisy)
+    assert ens.shape == crop.shape and ens.dtype == np.float32
+    assert _psnr(crop, ens) > _psnr(crop, plain) - 0.05
+    odd = load_denoiser(25, device="cpu", ensemble=True).denoise(np.zeros((7, 12), np.uint8))
+    assert odd.shape == (7, 12)
