@@ -154,7 +154,16 @@ def run(args) -> dict:
                 deltas[f"sigma_{sigma:g}_x8"] = r["dncnn_x8"] - r["bm3d"]
     models = {f"{s:g}": load_denoiser(s, device="cpu").name for s in sigmas}
     gpu = json.loads(GPU_RESULTS.read_text()) if GPU_RESULTS.exists() else None
+    from importlib import metadata
+
+    def _ver(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
     data = {
+        "peer_versions": {p: _ver(p) for p in ("bm3d", "scikit-image", "torch", "safetensors")},
         "images": names, "image_size": [256, 256], "sigmas": sigmas, "noise_seed": NOISE_SEED,
         "rows": rows, "dncnn_minus_bm3d_psnr_db": deltas, "dncnn_models": models, "per_image": per_image,
         "target": "DnCNN mean PSNR >= BM3D + 0.3 dB at sigma 25",
