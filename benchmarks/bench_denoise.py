@@ -179,3 +179,14 @@ def run(args) -> dict:
         table += f"\n\nDnCNN GPU timings (measured on {gpu.get('device')}, from {GPU_RESULTS.name}):\n\n"
         table += markdown_table(gpu.get("timings", []))
     return finish("denoise", data, table, args)
+
+
+def write_eval_set(path: str, sigmas=(15.0, 25.0, 31.25, 50.0)) -> None:
+    """The ``eval_set.npz`` that ``imaging/denoise/recipe.py`` reports PSNR on during
+    training: the 8 clean images and their noisy versions (this benchmark's noise)."""
+    import numpy as np
+
+    clean = np.stack([load_image(n) for n in IMAGE_NAMES])
+    noisy = {f"noisy_{s:g}": np.stack([add_noise(c, s, n) for c, n in zip(clean, IMAGE_NAMES)]).astype(np.float32)
+             for s in sigmas}
+    np.savez(path, clean=clean, names=np.array(IMAGE_NAMES), **noisy)
