@@ -21,6 +21,8 @@ described at :meth:`SpdzEngine.truncate`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from privcrypt.encoding import FixedPoint
@@ -33,15 +35,22 @@ from privcrypt.rng import RandomSource, resolve_rng
 __all__ = ["SpdzEngine"]
 
 _HALF = np.uint64(field.P // 2)
+_P = np.uint64(field.P)
 
 
 def decode(residues: np.ndarray, frac_bits: int) -> np.ndarray:
-    """Centered lift of residues mod p to signed values, divided by 2^frac_bits."""
+    """Centered lift of residues mod p to signed values, divided by 2^frac_bits.
+
+    Branch-free: with ``H = (p - 1)/2``, ``(r + H) mod p - H`` is ``r`` for ``r <= H`` and
+    ``r - p`` above (one add, one wrapping subtract and a minimum in uint64; ``r + H < 2^62``)."""
     r = np.asarray(residues, dtype=np.uint64)
-    signed = r.astype(np.int64)
-    neg = r > _HALF
-    signed[neg] = -((np.uint64(field.P) - r[neg]).astype(np.int64))
-    return signed.astype(np.float64) / float(2**frac_bits)
+    s = np.add(r, _HALF, out=np.empty(r.shape, dtype=np.uint64))
+    np.minimum(s, s - _P, out=s)  # s - p wraps to a huge value when s < p
+    lifted = s.view(np.int64)
+    lifted -= np.int64(field.P // 2)
+    out = lifted.astype(np.float64)
+    out *= 2.0**-frac_bits  # a power of two: exact, same as dividing
+    return out
 
 
 class SpdzEngine:
@@ -70,6 +79,7 @@ class SpdzEngine:
         if self.dealer.n_parties != self.n_parties:
             raise ValueError("dealer was set up for a different number of parties")
         alpha = [self.dealer.mac_key_share(i) for i in range(self.n_parties)]
+        self._alpha = alpha
         self._alpha_split = [field.split(a) for a in alpha]
         self._mac_check = MacCheck(np.array(alpha, dtype=np.uint64), rng=self._rng)
         self.stats = {"opened_elements": 0, "triples": 0, "truncation_retries": 0, "mac_checks": 0}
@@ -82,9 +92,7 @@ class SpdzEngine:
         """Row i: macs_i + α_i·pub (party i adds its MAC share of the public value pub)."""
         pub = field._contig(pub, dtype=np.uint64)
         out = np.empty(macs.shape, dtype=np.uint64) if out is None else out
-        for i, a in enumerate(self._alpha_split):
-            field.muladd_scalar(macs[i : i + 1], pub, a, out=out[i : i + 1])
-        return out
+        return field.muladd_scalar_rows(macs, pub, self._alpha_split, out=out)
 
     def _plus_public(self, shares, macs, pub, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Shares of x + pub: party 0 adds pub to its share, every party adds α_i·pub.
@@ -93,8 +101,7 @@ class SpdzEngine:
             shares, macs = shares.copy(), macs.copy()
         field.addmod(shares[:1], pub, out=shares[:1])  # slices keep 0-d secrets arrays
         if np.ndim(pub) == 0:  # one constant: party i adds the scalar α_i·pub to every MAC share
-            key = [int(h) << 32 | int(lo) for h, lo in self._alpha_split]
-            add = np.array([k * int(pub) % field.P for k in key], dtype=np.uint64)
+            add = np.array([k * int(pub) % field.P for k in self._alpha], dtype=np.uint64)
             return shares, field.addmod(macs, add.reshape((-1,) + (1,) * (macs.ndim - 1)), out=macs)
         return shares, self._add_mac_of_public(macs, pub, out=macs)
 
@@ -106,12 +113,28 @@ class SpdzEngine:
         self.stats["opened_elements"] += values.size
         return values
 
-    def _encode(self, values, frac_bits: int, bound: float, **kw) -> np.ndarray:
-        """FixedPoint encoding into Z_p (raises ValueError outside ±bound). Encodes a 1-D view
-        because FixedPoint.encode does not accept 0-d arrays."""
+    def _encode(self, values, frac_bits: int, bound: float, *, rounding: str = "nearest", rng=None) -> np.ndarray:
+        """FixedPoint encoding into Z_p (raises ValueError outside ±bound or on NaN/Inf).
+
+        ``rounding="nearest"`` takes a fused path with the same output as
+        ``FixedPoint.encode`` (tested bit for bit): one min/max pass for the checks, ``rint``
+        and a branch-free lift of negatives (``u + p`` wraps to ``v + p`` for ``v < 0``)."""
         fp = FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
         arr = np.asarray(values, dtype=np.float64)
-        return fp.encode(arr.reshape(-1), **kw).reshape(arr.shape)
+        flat = arr.reshape(-1)  # FixedPoint.encode and numpy scalars: keep 0-d inputs arrays
+        if rounding != "nearest":
+            return fp.encode(flat, rounding=rounding, rng=rng).reshape(arr.shape)
+        if flat.size:
+            lo, hi = float(flat.min()), float(flat.max())
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                raise ValueError("x contains NaN or Inf")
+            if max(-lo, hi) > fp.bound:
+                raise ValueError(f"value {max(-lo, hi)!r} outside declared range ±{fp.bound}")
+        scaled = flat * fp.scale
+        np.rint(scaled, out=scaled)
+        u = scaled.astype(np.int64).view(np.uint64)
+        np.minimum(u, u + np.uint64(field.P), out=u)
+        return u.reshape(arr.shape)
 
     @staticmethod
     def _same_shape(x: Shared, y: Shared) -> None:

@@ -1,0 +1,101 @@
+"""The lazy-reduction kernels of privcrypt.mpc.field and the engine's fast encode/decode,
+against Python's exact integers (and FixedPoint, bit for bit), edge values included."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from privcrypt.encoding import FixedPoint
+from privcrypt.mpc import SpdzEngine, field
+from privcrypt.mpc.engine import decode
+from privcrypt.mpc.field import P
+from privcrypt.rng import DeterministicRandom
+
+residues = st.integers(min_value=0, max_value=P - 1)
+# p - 1 = 2^61 - 2 is the largest canonical input; limb boundaries at 2^30, 2^31, 2^32, 2^42
+EDGES = [0, 1, 2, P - 1, P - 2, 2**30 - 1, 2**30, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**42 - 1,
+         2**42, 2**60, (P - 1) // 2, (P + 1) // 2]
+edge_or_any = st.one_of(st.sampled_from(EDGES), residues)
+
+
+def arr(values):
+    return np.array(values, dtype=np.uint64)
+
+
+@given(st.lists(edge_or_any, min_size=1, max_size=30), edge_or_any)
+def test_split_and_unreduced_product_bound(xs, b):
+    """The unreduced product is congruent to x·b and below 2^63 + 2^32 (the bound every lazy
+    kernel relies on), for scalar and vector right operands."""
+    xs = xs + EDGES
+    a = arr(xs)
+    t = [np.empty(a.size, dtype=np.uint64) for _ in range(4)]
+    for sp in (field.split(b), field.split(arr([b] * a.size))):
+        field._mul_unreduced(a, sp, *t)
+        for x, got in zip(xs, t[2].tolist()):
+            assert got % P == x * b % P and got < 2**63 + 2**32
+    assert field.mulmod(a, b).tolist() == [x * b % P for x in xs]
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=30))
+def test_fold_any_uint64(xs):
+    xs = xs + [0, 1, P - 1, P, P + 1, 2 * P, 2**63, 2**64 - 2, 2**64 - 1]
+    a = arr(xs)
+    out, tmp = np.empty_like(a), np.empty_like(a)
+    field._fold(a, out, tmp)
+    assert out.tolist() == [x % P for x in xs]
+
+
+@given(st.lists(edge_or_any, min_size=3, max_size=3), st.integers(1, 40))
+def test_muladd_scalar_rows(scalars, n):
+    rng = DeterministicRandom(n)
+    x = field.random_elements(rng, n)
+    c = field.random_elements(rng, (3, n))
+    x[0], c[:, 0] = P - 1, P - 1  # largest product plus largest addend
+    got = field.muladd_scalar_rows(c, x, [field.split(s) for s in scalars])
+    want = [[(int(c[i, j]) + int(x[j]) * s) % P for j in range(n)] for i, s in enumerate(scalars)]
+    assert got.tolist() == want
+
+
+@given(edge_or_any, st.integers(1, 6), st.integers(1, 30))
+def test_mul_sub_rows(s, k, n):
+    rng = DeterministicRandom(s ^ k)
+    x, rows = field.random_elements(rng, n), field.random_elements(rng, (k, n))
+    x[0], rows[:, 0] = P - 1, P - 1
+    if n > 1:
+        rows[:, 1] = 0
+    got = field.mul_sub_rows(x, field.split(s), rows)
+    assert got.tolist() == [(int(x[j]) * s - sum(int(v) for v in rows[:, j])) % P for j in range(n)]
+    with pytest.raises(ValueError):
+        field.mul_sub_rows(x, field.split(s), field.random_elements(rng, (7, n)))
+
+
+def test_dot_mod_blocks_and_extremes():
+    """All-maximal limbs across several exact-sum blocks and chunk boundaries."""
+    n = field.CHUNK + 3 * field.DOT_BLOCK + 5
+    r = np.full(n, P - 1, dtype=np.uint64)
+    a = np.stack([np.full(n, P - 1, dtype=np.uint64), np.full(n, 2**32 - 1, dtype=np.uint64)])
+    a[1, ::7] = 2**60
+    want = [sum(int(x) * (P - 1) for x in row.tolist()) % P for row in a]
+    assert field.dot_mod(r, a) == want
+
+
+@given(st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=30))
+def test_decode_is_centered_lift(vals):
+    vals = vals + [0, 1, -1]
+    res = arr([v % P for v in vals] + [(P - 1) // 2, (P + 1) // 2, P - 1])
+    want = [float(v) / 2**16 for v in vals] + [((P - 1) // 2) / 2**16, -((P - 1) // 2) / 2**16, -1 / 2**16]
+    assert decode(res, 16).tolist() == want
+    assert decode(np.uint64(P - 1), 0).shape == ()
+
+
+@given(st.lists(st.floats(-3.0, 3.0, allow_nan=False), min_size=0, max_size=30), st.integers(0, 28))
+def test_fast_encode_matches_fixedpoint(xs, f):
+    eng = SpdzEngine(2, 16, DeterministicRandom(0), bound=3.0)
+    x = np.array(xs + [0.0, -0.0, 3.0, -3.0, 0.5 / 2**f, -0.5 / 2**f, 1.5 / 2**f], dtype=np.float64)
+    want = FixedPoint(frac_bits=f, modulus=P, bound=3.0).encode(x)
+    assert np.array_equal(eng._encode(x, f, 3.0), want)
+    assert eng._encode(np.float64(-1.0), f, 3.0).shape == ()
+    for bad in ([np.nan], [1.0, np.inf], [3.5]):
+        with pytest.raises(ValueError):
+            eng._encode(np.array(bad), f, 3.0)
