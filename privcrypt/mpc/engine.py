@@ -88,30 +88,40 @@ class SpdzEngine:
         return f"SpdzEngine(n_parties={self.n_parties}, frac_bits={self.frac_bits}, <keys redacted>)"
 
     # -- local helpers (each party on its own row) -----------------------------------------
-    def _add_mac_of_public(self, macs: np.ndarray, pub: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Row i: macs_i + α_i·pub (party i adds its MAC share of the public value pub)."""
-        pub = field._contig(pub, dtype=np.uint64)
-        out = np.empty(macs.shape, dtype=np.uint64) if out is None else out
-        return field.muladd_scalar_rows(macs, pub, self._alpha_split, out=out)
+    @staticmethod
+    def _offset_sum(a: np.ndarray | None, b: np.ndarray | None, *, subtract: bool = False) -> np.ndarray | None:
+        """Public offsets ``a + b`` (or ``a - b``), None meaning 0; inputs are not modified."""
+        if b is None:
+            return a
+        if a is None:
+            return field.negmod(b) if subtract else b
+        return field.submod(a, b) if subtract else field.addmod(a, b)
 
-    def _plus_public(self, shares, macs, pub, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Shares of x + pub: party 0 adds pub to its share, every party adds α_i·pub.
-        ``inplace`` reuses the arrays (for consumed preprocessing material)."""
-        if not inplace:
-            shares, macs = shares.copy(), macs.copy()
+    def _plus_public(self, x: Shared, pub, *, inplace: bool = False) -> Shared:
+        """[x + pub] for public residues ``pub`` (x's shape or a scalar): party 0 adds pub to
+        its share and the public offset grows by pub. No MAC share changes: ``Σ m_i = α·(x - o)``
+        still holds with x and o both larger by pub (SPDZ-2012's public modifier; saves every
+        party the multiplication ``α_i·pub``). ``inplace`` reuses x's share array (for consumed
+        preprocessing material)."""
+        shares = x.shares if inplace else x.shares.copy()
         field.addmod(shares[:1], pub, out=shares[:1])  # slices keep 0-d secrets arrays
-        if np.ndim(pub) == 0:  # one constant: party i adds the scalar α_i·pub to every MAC share
-            add = np.array([k * int(pub) % field.P for k in self._alpha], dtype=np.uint64)
-            return shares, field.addmod(macs, add.reshape((-1,) + (1,) * (macs.ndim - 1)), out=macs)
-        return shares, self._add_mac_of_public(macs, pub, out=macs)
+        pub = np.broadcast_to(np.asarray(pub, dtype=np.uint64), x.shape)
+        off = np.array(pub, order="C") if x.offset is None else field.addmod(x.offset, pub)
+        return Shared(shares, x.macs, x.frac_bits, x.bound, off)
 
-    def _partial_open(self, shares: np.ndarray, macs: np.ndarray) -> np.ndarray:
-        """Every party broadcasts its share; the sum is public *but unchecked* until the next
-        :meth:`check`. The value is folded into the batched MAC check right away."""
+    def _partial_open(self, shares: np.ndarray, macs: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+        """Every party broadcasts its share; the sum ``v`` is public *but unchecked* until the
+        next :meth:`check`. ``v - offset`` (what the MAC shares authenticate) is folded into the
+        batched MAC check right away."""
         values = field.sum_mod(shares, axis=0)
-        self._mac_check.fold(values, macs)
+        self._mac_check.fold(values if offset is None else field.submod(values, offset), macs)
         self.stats["opened_elements"] += values.size
         return values
+
+    def _open_difference(self, x: Shared, y: Shared) -> np.ndarray:
+        """Partially open ``x - y`` (both of the same shape)."""
+        return self._partial_open(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs),
+                                  self._offset_sum(x.offset, y.offset, subtract=True))
 
     def _encode(self, values, frac_bits: int, bound: float, *, rounding: str = "nearest", rng=None) -> np.ndarray:
         """FixedPoint encoding into Z_p (raises ValueError outside ±bound or on NaN/Inf).
@@ -165,8 +175,8 @@ class SpdzEngine:
             raise ValueError(f"masked input has shape {delta.shape}, masks {r.shape}")
         if delta.size and int(delta.max()) >= field.P:
             raise ValueError("masked input is not a residue mod p")
-        shares, macs = self._plus_public(r.shares, r.macs, delta, inplace=True)  # r is consumed
-        return Shared(shares, macs, int(frac_bits), float(bound))
+        out = self._plus_public(r, delta, inplace=True)  # r is consumed
+        return Shared(out.shares, out.macs, int(frac_bits), float(bound), out.offset)
 
     # -- linear operations (local, no communication) -------------------------------------
     def add(self, x: Shared, y: Shared) -> Shared:
@@ -176,7 +186,8 @@ class SpdzEngine:
             raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
         bound = x.bound + y.bound
         check_fits(bound, x.frac_bits, "add")
-        return Shared(field.addmod(x.shares, y.shares), field.addmod(x.macs, y.macs), x.frac_bits, bound)
+        return Shared(field.addmod(x.shares, y.shares), field.addmod(x.macs, y.macs), x.frac_bits, bound,
+                      self._offset_sum(x.offset, y.offset))
 
     def sub(self, x: Shared, y: Shared) -> Shared:
         """[x - y]. Scales must match; the declared bounds add."""
@@ -185,7 +196,8 @@ class SpdzEngine:
             raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
         bound = x.bound + y.bound
         check_fits(bound, x.frac_bits, "sub")
-        return Shared(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs), x.frac_bits, bound)
+        return Shared(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs), x.frac_bits, bound,
+                      self._offset_sum(x.offset, y.offset, subtract=True))
 
     def add_public(self, x: Shared, c) -> Shared:
         """[x + c] for a public float scalar or array of x's shape."""
@@ -194,8 +206,8 @@ class SpdzEngine:
         bound = x.bound + cmax
         check_fits(bound, x.frac_bits, "add_public")
         pub = self._encode(c, x.frac_bits, cmax)
-        shares, macs = self._plus_public(x.shares, x.macs, pub)
-        return Shared(shares, macs, x.frac_bits, bound)
+        out = self._plus_public(x, pub)
+        return Shared(out.shares, out.macs, x.frac_bits, bound, out.offset)
 
     def mul_public(self, x: Shared, c, *, truncate: bool = True) -> Shared:
         """[c·x] for a public scalar or array of x's shape.
@@ -212,7 +224,8 @@ class SpdzEngine:
         bound = x.bound * cmax
         check_fits(bound, fb, "mul_public")
         ps = field.split(pub)
-        out = Shared(field.mulmod(x.shares, pub, b_split=ps), field.mulmod(x.macs, pub, b_split=ps), fb, bound)
+        off = None if x.offset is None else field.mulmod(x.offset, pub, b_split=ps)
+        out = Shared(field.mulmod(x.shares, pub, b_split=ps), field.mulmod(x.macs, pub, b_split=ps), fb, bound, off)
         return self.truncate(out, fb - x.frac_bits) if truncate and fb > x.frac_bits else out
 
     def sum(self, x: Shared, axis: int | None = None) -> Shared:
@@ -220,12 +233,15 @@ class SpdzEngine:
         count = x.size if axis is None else x.shape[axis]
         bound = x.bound * count
         check_fits(bound, x.frac_bits, "sum")
+        off = x.offset
         if axis is None:
             sh, mc = (field.sum_mod(a.reshape(self.n_parties, -1), axis=1) for a in (x.shares, x.macs))
+            off = None if off is None else np.array(field.sum_mod(off), dtype=np.uint64)
         else:
             ax = axis % len(x.shape) + 1
             sh, mc = field.sum_mod(x.shares, axis=ax), field.sum_mod(x.macs, axis=ax)
-        return Shared(np.ascontiguousarray(sh), np.ascontiguousarray(mc), x.frac_bits, bound)
+            off = None if off is None else np.array(field.sum_mod(off, axis=ax - 1), dtype=np.uint64, order="C")
+        return Shared(np.ascontiguousarray(sh), np.ascontiguousarray(mc), x.frac_bits, bound, off)
 
     # -- multiplication ------------------------------------------------------------------
     def mul(self, x: Shared, y: Shared, *, truncate: bool = True, triples: OneShot | None = None) -> Shared:
@@ -244,16 +260,19 @@ class SpdzEngine:
         if a.shares.shape != x.shares.shape:
             raise ValueError(f"triples have shape {a.shape}, operands {x.shape}")
         self.stats["triples"] += x.size
-        d = self._partial_open(field.submod(x.shares, a.shares), field.submod(x.macs, a.macs))
-        e = self._partial_open(field.submod(y.shares, b.shares), field.submod(y.macs, b.macs))
+        d, e = self._open_difference(x, a), self._open_difference(y, b)
         ds, es = field.split(d), field.split(e)
         zs, zm = c.shares, c.macs  # consumed batch: safe to update in place
         field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
         field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
-        de = field.mulmod(d, None, b_split=es)
-        field.addmod(zs[:1], de, out=zs[:1])
-        self._add_mac_of_public(zm, de, out=zm)
-        out = Shared(zs, zm, fb, bound)
+        # the public d·e goes to party 0's share and to the public offset (no MAC work)
+        off = field.mulmod(d, None, b_split=es)
+        field.addmod(zs[:1], off, out=zs[:1])
+        for coeff, tri in ((None, c), (ds, b), (es, a)):  # dealt triples have no offsets
+            if tri.offset is not None:
+                term = tri.offset if coeff is None else field.mulmod(tri.offset, None, b_split=coeff)
+                off = field.addmod(off, term)
+        out = Shared(zs, zm, fb, bound, off)
         if truncate and fb > self.frac_bits:
             out = self.truncate(out, fb - self.frac_bits)
         return out
@@ -282,24 +301,26 @@ class SpdzEngine:
         n, shape = self.n_parties, x.shape
         L = max(check_fits(x.bound, x.frac_bits, "truncate"), bits)
         shift = 1 << L
-        xs, xm = self._plus_public(x.shares.reshape(n, -1), x.macs.reshape(n, -1), np.uint64(shift))
+        xp = self._plus_public(x.reshape(-1), np.uint64(shift))
+        xs, xm, xo = xp.shares, xp.macs, xp.offset
         r, rh = self.dealer.trunc_pairs(xs.shape[1:], bits).consume()
-        c = self._partial_open(field.addmod(xs, r.shares), field.addmod(xm, r.macs))
+        c = self._partial_open(field.addmod(xs, r.shares), field.addmod(xm, r.macs), xo)
         rh_sh, rh_mac = rh.shares, rh.macs
         limit = np.uint64(2 * shift)
         redo = np.flatnonzero(c < limit)
         while redo.size:
             self.stats["truncation_retries"] += redo.size
             r2, rh2 = self.dealer.trunc_pairs(redo.size, bits).consume()
-            c2 = self._partial_open(field.addmod(xs[:, redo], r2.shares), field.addmod(xm[:, redo], r2.macs))
+            c2 = self._partial_open(field.addmod(xs[:, redo], r2.shares), field.addmod(xm[:, redo], r2.macs),
+                                    xo[redo])
             c[redo], rh_sh[:, redo], rh_mac[:, redo] = c2, rh2.shares, rh2.macs
             redo = redo[c2 < limit]
         pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
         zs = field.negmod(rh_sh)
         field.addmod(zs[:1], pub, out=zs[:1])
-        zm = self._add_mac_of_public(field.negmod(rh_mac), pub)
+        zm = field.negmod(rh_mac)  # [pub - (r >> bits)]: pub is public, so it is the offset
         fb = x.frac_bits - bits
-        return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb)
+        return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb, pub.reshape(shape))
 
     def dot(self, x: Shared, y: Shared, *, truncate: bool = False, triples: OneShot | None = None) -> Shared:
         """[Σ_j x_j·y_j] over all elements (a 0-d result). Default: exact, at scale
@@ -323,7 +344,7 @@ class SpdzEngine:
 
     def open_residues(self, x: Shared) -> np.ndarray:
         """Open ``x`` to everyone as residues, after the MAC check passes."""
-        values = self._partial_open(x.shares, x.macs)
+        values = self._partial_open(x.shares, x.macs, x.offset)
         self.check()
         return values.reshape(x.shape)
 
@@ -342,5 +363,6 @@ class SpdzEngine:
         batch, r = self.dealer.input_masks(x.shape)
         (rs,) = batch.consume()
         masked = self.open_residues(Shared(field.submod(x.shares, rs.shares),
-                                           field.submod(x.macs, rs.macs), x.frac_bits, x.bound))
+                                           field.submod(x.macs, rs.macs), x.frac_bits, x.bound,
+                                           self._offset_sum(x.offset, rs.offset, subtract=True)))
         return decode(field.addmod(masked, r), x.frac_bits)  # only `party` holds r
