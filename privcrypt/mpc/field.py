@@ -370,6 +370,8 @@ def sum_mod(a: np.ndarray, axis=None):
     than 2^29 terms), then combined modulo p."""
     a = np.asarray(a, dtype=np.uint64)
     count = a.size if axis is None else a.shape[axis]
+    if axis == 0 and 2 <= count <= 7 and a.ndim > 1 and a.flags.c_contiguous:
+        return _sum_rows(a)
     if axis is not None and count <= 7 and a.ndim > 1:  # 7·(p-1) < 2^64: add, then fold once
         s = a.sum(axis=axis, dtype=np.uint64)
         t = np.empty_like(s)
@@ -385,40 +387,62 @@ def sum_mod(a: np.ndarray, axis=None):
     return addmod(mulmod_scalar(hi, split(1 << 32)), lo % _P)
 
 
+def _sum_rows(a: np.ndarray) -> np.ndarray:
+    """Σ_k a[k] mod p for 2 to 7 canonical rows (7·(p-1) < 2^64: add, then fold once), chunk
+    by chunk so the running sum stays in cache."""
+    rows = a.reshape(a.shape[0], -1)
+    out = np.empty(a.shape[1:], dtype=np.uint64)
+    of = out.reshape(-1)
+
+    def body(s, e, t):
+        np.add(rows[0, s:e], rows[1, s:e], out=t[0])
+        for k in range(2, rows.shape[0]):
+            np.add(t[0], rows[k, s:e], out=t[0])
+        _fold(t[0], of[s:e], t[1])
+
+    _for_chunks(of.size, body)
+    return out
+
+
 #: Terms per exact block sum in :func:`dot_mod`: each limb product is below 2^53, so 2^11
 #: of them sum below 2^64 without wrapping.
 DOT_BLOCK = 1 << 11
 
 
-def dot_mod(r: np.ndarray, a: np.ndarray) -> list[int]:
-    """``Σ_j r_j·a[..., j] mod p`` for canonical ``r`` of length N and ``a`` of shape (N,) or
-    (rows, N). Returns a list of Python ints (one per row).
+def dot_mod(r: np.ndarray, *arrays: np.ndarray) -> list[int]:
+    """``Σ_j r_j·a[..., j] mod p`` for canonical ``r`` of length N and every row of every
+    ``a`` in ``arrays`` (each of shape (N,) or (rows, N)). Returns a list of Python ints, one
+    per row, rows of the first array first.
 
-    Exact without per-element reduction: ``r`` is cut once into three 21-bit limbs
-    (``r = r2·2^42 + r1·2^21 + r0``, ``r2 < 2^19``) and each row of ``a`` into 32-bit halves
-    (``a = a1·2^32 + a0``, ``a1 < 2^29``). The six limb products are below
-    ``2^32·2^21 = 2^53``, so blocks of :data:`DOT_BLOCK` = 2^11 of them sum in uint64 without
-    wrapping (``np.add.reduceat``); the block sums are recombined with their weights
+    Exact without per-element reduction: per cache-sized chunk, ``r`` is cut into three
+    21-bit limbs (``r = r2·2^42 + r1·2^21 + r0``, ``r2 < 2^19``, shared by all rows) and each
+    row into 32-bit halves (``a = a1·2^32 + a0``, ``a1 < 2^29``). The six limb products are
+    below ``2^32·2^21 = 2^53``, so blocks of :data:`DOT_BLOCK` = 2^11 of them sum in uint64
+    without wrapping (``np.add.reduceat``); the block sums are recombined with their weights
     ``2^(21k + 32h)`` in Python integers and reduced once."""
     r = np.asarray(r, dtype=np.uint64).reshape(-1)
-    a2 = np.asarray(a, dtype=np.uint64).reshape(-1, r.size)
-    r_limbs = (r & _M21, (r >> _S21) & _M21, r >> _S42)
-    weights = [(1 << (21 * k + 32 * h)) for h in (0, 1) for k in range(3)]
+    rows = [row for a in arrays for row in np.asarray(a, dtype=np.uint64).reshape(-1, r.size)]
+    weights = [[1 << (21 * k + 32 * h) for k in range(3)] for h in (0, 1)]
 
     def body(s, e, t):
         starts = np.arange(0, e - s, DOT_BLOCK)
-        limbs = [v[s:e] for v in r_limbs]
+        rc, limbs = r[s:e], t[3:6]
+        np.bitwise_and(rc, _M21, out=limbs[0])
+        np.right_shift(rc, _S21, out=limbs[1])
+        np.bitwise_and(limbs[1], _M21, out=limbs[1])
+        np.right_shift(rc, _S42, out=limbs[2])
         totals = []
-        for row in range(a2.shape[0]):
-            x = a2[row, s:e]
+        for x in rows:
+            x = x[s:e]
             np.bitwise_and(x, _M32, out=t[0])
             np.right_shift(x, _S32, out=t[1])
             total = 0
-            for w, (half, limb) in zip(weights, ((h, k) for h in (0, 1) for k in limbs)):
-                np.multiply(t[half], limb, out=t[2])
-                total += w * sum(np.add.reduceat(t[2], starts).tolist())
+            for half in (0, 1):
+                for w, limb in zip(weights[half], limbs):
+                    np.multiply(t[half], limb, out=t[2])
+                    total += w * sum(np.add.reduceat(t[2], starts).tolist())
             totals.append(total)
         return totals
 
     per_chunk = _for_chunks(r.size, body)
-    return [sum(c[row] for c in per_chunk) % P for row in range(a2.shape[0])]
+    return [sum(c[i] for c in per_chunk) % P for i in range(len(rows))]

@@ -94,8 +94,9 @@ class MacCheck:
         # stream of DeterministicRandom is a proper PRG use; these coins are public.
         coins = DeterministicRandom(coin_toss(self._n, label, rng=self._rng))
         r = field.random_elements(coins, values.size)
-        self._a = (self._a + field.dot_mod(r, values)[0]) % field.P
-        for i, g in enumerate(field.dot_mod(r, macs.reshape(self._n, -1))):
+        a, *gammas = field.dot_mod(r, values, macs.reshape(self._n, -1))
+        self._a = (self._a + a) % field.P
+        for i, g in enumerate(gammas):
             self._gamma[i] = (self._gamma[i] + g) % field.P
         self.pending += values.size
 

@@ -78,6 +78,7 @@ def test_dot_mod_blocks_and_extremes():
     a[1, ::7] = 2**60
     want = [sum(int(x) * (P - 1) for x in row.tolist()) % P for row in a]
     assert field.dot_mod(r, a) == want
+    assert field.dot_mod(r, a[1], a) == want[1:] + want  # several arrays, one pass
 
 
 @given(st.lists(st.integers(-(2**40), 2**40), min_size=1, max_size=30))
@@ -99,3 +100,11 @@ def test_fast_encode_matches_fixedpoint(xs, f):
     for bad in ([np.nan], [1.0, np.inf], [3.5]):
         with pytest.raises(ValueError):
             eng._encode(np.array(bad), f, 3.0)
+
+
+@given(st.integers(2, 7), st.integers(1, 40))
+def test_sum_of_rows(k, n):
+    a = field.random_elements(DeterministicRandom(k * 100 + n), (k, n))
+    a[:, 0] = P - 1
+    assert field.sum_mod(a, axis=0).tolist() == [sum(int(v) for v in a[:, j]) % P for j in range(n)]
+    assert field.sum_mod(a.reshape(k, n, 1), axis=0).shape == (n, 1)
