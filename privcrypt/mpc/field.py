@@ -65,17 +65,17 @@ def set_threads(n: int) -> None:
         _pool = None
 
 
-def _for_chunks(n: int, body) -> list:
-    """``body(s, e, scratch)`` for every chunk ``[s, e)`` of ``range(n)`` with 6 private
-    scratch buffers; contiguous groups of chunks run on worker threads when ``n`` is large.
-    Returns the bodies' results in chunk order."""
+def _for_chunks(n: int, body, scratch: int = 6) -> list:
+    """``body(s, e, scratch)`` for every chunk ``[s, e)`` of ``range(n)`` with ``scratch``
+    private scratch buffers of the chunk's length; contiguous groups of chunks run on worker
+    threads when ``n`` is large. Returns the bodies' results in chunk order."""
     global _pool
     chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
     groups = min(_threads, len(chunks) // 4)
 
     def run(group):
-        scratch = [np.empty(min(n, CHUNK), dtype=np.uint64) for _ in range(6)]
-        return [body(s, e, [x[: e - s] for x in scratch]) for s, e in group]
+        bufs = [np.empty(min(n, CHUNK), dtype=np.uint64) for _ in range(scratch)]
+        return [body(s, e, [x[: e - s] for x in bufs]) for s, e in group]
 
     if groups <= 1:
         return run(chunks)
@@ -98,8 +98,13 @@ def random_elements(rng: RandomSource, shape) -> np.ndarray:
     61 random bits are uniform on ``[0, 2^61) = [0, p]``; the single value ``p`` (chance
     2^-61 per element) is redrawn, which leaves the rest uniform on ``[0, p)``."""
     out = rng.integers(2**64, shape, dtype=np.uint64)
-    np.bitwise_and(out, _P, out=out)
-    while out.size and out.max() == _P:  # p is the largest 61-bit value: one cheap pass
+    flat = out.reshape(-1)
+
+    def mask(s, e, t):  # chunk by chunk: the max runs on data still in cache
+        np.bitwise_and(flat[s:e], _P, out=flat[s:e])
+        return flat[s:e].max() == _P  # p is the largest 61-bit value
+
+    while flat.size and any(_for_chunks(flat.size, mask, scratch=0)):
         bad = out == _P
         out[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
     return out

@@ -108,3 +108,23 @@ def test_sum_of_rows(k, n):
     a[:, 0] = P - 1
     assert field.sum_mod(a, axis=0).tolist() == [sum(int(v) for v in a[:, j]) % P for j in range(n)]
     assert field.sum_mod(a.reshape(k, n, 1), axis=0).shape == (n, 1)
+
+
+class _ForcedP:
+    """A stub source whose first draw is all ones (masked to p, the one rejected value)."""
+
+    def __init__(self):
+        self.inner, self.calls = DeterministicRandom("forced"), 0
+
+    def integers(self, bound, size, dtype):
+        self.calls += 1
+        words = self.inner.integers(bound, size, dtype=dtype)
+        if self.calls == 1:
+            words.reshape(-1)[::3] = np.uint64(2**64 - 1)
+        return words
+
+
+def test_random_elements_redraws_p():
+    src = _ForcedP()
+    x = field.random_elements(src, (2, field.CHUNK * 5 + 7))
+    assert src.calls == 2 and int(x.max()) < P
