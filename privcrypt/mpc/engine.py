@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from privcrypt.encoding import FixedPoint
-from privcrypt.mpc import field
+from privcrypt.mpc import codec, field
 from privcrypt.mpc.dealer import OneShot, TrustedDealer
 from privcrypt.mpc.maccheck import MacCheck
 from privcrypt.mpc.shares import Shared, check_fits
@@ -34,23 +34,11 @@ from privcrypt.rng import RandomSource, resolve_rng
 
 __all__ = ["SpdzEngine"]
 
-_HALF = np.uint64(field.P // 2)
-_P = np.uint64(field.P)
 
 
 def decode(residues: np.ndarray, frac_bits: int) -> np.ndarray:
-    """Centered lift of residues mod p to signed values, divided by 2^frac_bits.
-
-    Branch-free: with ``H = (p - 1)/2``, ``(r + H) mod p - H`` is ``r`` for ``r <= H`` and
-    ``r - p`` above (one add, one wrapping subtract and a minimum in uint64; ``r + H < 2^62``)."""
-    r = np.asarray(residues, dtype=np.uint64)
-    s = np.add(r, _HALF, out=np.empty(r.shape, dtype=np.uint64))
-    np.minimum(s, s - _P, out=s)  # s - p wraps to a huge value when s < p
-    lifted = s.view(np.int64)
-    lifted -= np.int64(field.P // 2)
-    out = lifted.astype(np.float64)
-    out *= 2.0**-frac_bits  # a power of two: exact, same as dividing
-    return out
+    """Centered lift of residues mod p to signed values, divided by 2^frac_bits."""
+    return codec.decode_centered(residues, frac_bits)
 
 
 class SpdzEngine:
@@ -113,8 +101,12 @@ class SpdzEngine:
         """Every party broadcasts its share; the sum ``v`` is public *but unchecked* until the
         next :meth:`check`. ``v - offset`` (what the MAC shares authenticate) is folded into the
         batched MAC check right away."""
-        values = field.sum_mod(shares, axis=0)
-        self._mac_check.fold(values if offset is None else field.submod(values, offset), macs)
+        if offset is not None and 2 <= shares.shape[0] <= 7:
+            values, checked = field.sum_rows(shares, minus=offset)
+        else:
+            values = field.sum_mod(shares, axis=0)
+            checked = values if offset is None else field.submod(values, offset)
+        self._mac_check.fold(checked, macs)
         self.stats["opened_elements"] += values.size
         return values
 
@@ -127,8 +119,8 @@ class SpdzEngine:
         """FixedPoint encoding into Z_p (raises ValueError outside ±bound or on NaN/Inf).
 
         ``rounding="nearest"`` takes a fused path with the same output as
-        ``FixedPoint.encode`` (tested bit for bit): one min/max pass for the checks, ``rint``
-        and a branch-free lift of negatives (``u + p`` wraps to ``v + p`` for ``v < 0``)."""
+        ``FixedPoint.encode`` (tested bit for bit): one min/max pass for the checks, then
+        :func:`codec.encode_nearest`."""
         fp = FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
         arr = np.asarray(values, dtype=np.float64)
         flat = arr.reshape(-1)  # FixedPoint.encode and numpy scalars: keep 0-d inputs arrays
@@ -140,11 +132,7 @@ class SpdzEngine:
                 raise ValueError("x contains NaN or Inf")
             if max(-lo, hi) > fp.bound:
                 raise ValueError(f"value {max(-lo, hi)!r} outside declared range ±{fp.bound}")
-        scaled = flat * fp.scale
-        np.rint(scaled, out=scaled)
-        u = scaled.astype(np.int64).view(np.uint64)
-        np.minimum(u, u + np.uint64(field.P), out=u)
-        return u.reshape(arr.shape)
+        return codec.encode_nearest(field._contig(flat), fp.scale).reshape(arr.shape)
 
     @staticmethod
     def _same_shape(x: Shared, y: Shared) -> None:
@@ -163,8 +151,11 @@ class SpdzEngine:
         check_fits(bound, self.frac_bits, "input")
         enc = self._encode(x, self.frac_bits, bound, rounding=rounding, rng=self._rng)
         batch, r = self.dealer.input_masks(enc.shape)
-        delta = field.submod(enc, r)  # computed by the owner, broadcast
-        return self.from_masked_input(batch, delta, frac_bits=self.frac_bits, bound=bound)
+        (rs,) = batch.consume()
+        # Both sides of from_masked_input in one pass: the owner's δ = enc - r (broadcast),
+        # party 0's share r_0 + δ, and δ as the public MAC offset (rs is consumed).
+        delta = codec.mask_input(enc, r, rs.shares[:1].reshape(enc.shape))
+        return Shared(rs.shares, rs.macs, self.frac_bits, bound, delta)
 
     def from_masked_input(self, masks: OneShot, delta: np.ndarray, *, frac_bits: int, bound: float) -> Shared:
         """Parties' side of the input protocol: ``[x] = [r] + δ`` for the broadcast

@@ -37,6 +37,7 @@ __all__ = [
     "mulmod_scalar",
     "split",
     "sum_mod",
+    "sum_rows",
     "dot_mod",
     "to_field",
 ]
@@ -376,7 +377,7 @@ def sum_mod(a: np.ndarray, axis=None):
     a = np.asarray(a, dtype=np.uint64)
     count = a.size if axis is None else a.shape[axis]
     if axis == 0 and 2 <= count <= 7 and a.ndim > 1 and a.flags.c_contiguous:
-        return _sum_rows(a)
+        return sum_rows(a)
     if axis is not None and count <= 7 and a.ndim > 1:  # 7·(p-1) < 2^64: add, then fold once
         s = a.sum(axis=axis, dtype=np.uint64)
         t = np.empty_like(s)
@@ -392,21 +393,32 @@ def sum_mod(a: np.ndarray, axis=None):
     return addmod(mulmod_scalar(hi, split(1 << 32)), lo % _P)
 
 
-def _sum_rows(a: np.ndarray) -> np.ndarray:
-    """Σ_k a[k] mod p for 2 to 7 canonical rows (7·(p-1) < 2^64: add, then fold once), chunk
-    by chunk so the running sum stays in cache."""
-    rows = a.reshape(a.shape[0], -1)
+def sum_rows(a: np.ndarray, minus: np.ndarray | None = None):
+    """``v = Σ_k a[k] mod p`` for 2 to 7 canonical rows (7·(p-1) < 2^64: add, then fold
+    once), chunk by chunk so the running sum stays in cache. With ``minus`` (canonical, the
+    shape of one row) returns ``(v, v - minus mod p)`` from the same pass: a partial opening
+    and the value its MAC shares authenticate."""
+    k = a.shape[0]
+    if not 2 <= k <= 7:
+        raise ValueError("sum_rows takes 2 to 7 rows")
+    rows = _contig(a).reshape(k, -1)
     out = np.empty(a.shape[1:], dtype=np.uint64)
     of = out.reshape(-1)
+    diff = None if minus is None else np.empty(a.shape[1:], dtype=np.uint64)
+    mf = None if minus is None else _contig(minus, dtype=np.uint64).reshape(-1)
+    if mf is not None and mf.size != of.size:
+        raise ValueError("minus must have the shape of one row")
 
     def body(s, e, t):
         np.add(rows[0, s:e], rows[1, s:e], out=t[0])
-        for k in range(2, rows.shape[0]):
-            np.add(t[0], rows[k, s:e], out=t[0])
+        for j in range(2, k):
+            np.add(t[0], rows[j, s:e], out=t[0])
         _fold(t[0], of[s:e], t[1])
+        if mf is not None:
+            _sub_kernel(of[s:e], mf[s:e], diff.reshape(-1)[s:e], t[1])
 
-    _for_chunks(of.size, body)
-    return out
+    _for_chunks(of.size, body, scratch=2)
+    return out if minus is None else (out, diff)
 
 
 #: Terms per exact block sum in :func:`dot_mod`: each limb product is below 2^53, so 2^11

@@ -128,3 +128,26 @@ def test_random_elements_redraws_p():
     src = _ForcedP()
     x = field.random_elements(src, (2, field.CHUNK * 5 + 7))
     assert src.calls == 2 and int(x.max()) < P
+
+
+def test_codec_kernels_on_long_arrays():
+    """Chunked (and threaded) paths of the codec kernels against the plain formulations."""
+    from privcrypt.mpc import codec
+
+    rng = DeterministicRandom("codec")
+    n = field.CHUNK * 5 + 11
+    x = (rng.uniform(n) - 0.5) * 6.0
+    x[:4] = [3.0, -3.0, 0.0, -0.0]
+    enc = codec.encode_nearest(x, 2.0**16)
+    assert np.array_equal(enc, FixedPoint(frac_bits=16, modulus=P, bound=3.0).encode(x))
+    assert np.array_equal(codec.decode_centered(enc, 16), np.rint(x * 2.0**16) / 2.0**16)
+    r, share0 = field.random_elements(rng, n), field.random_elements(rng, n)
+    before = share0.copy()
+    delta = codec.mask_input(enc, r, share0)
+    assert np.array_equal(delta, field.submod(enc, r))
+    assert np.array_equal(share0, field.addmod(before, delta))
+    rows, off = field.random_elements(rng, (3, n)), field.random_elements(rng, n)
+    v, w = field.sum_rows(rows, minus=off)
+    idx = np.arange(0, n, 1013)
+    assert v[idx].tolist() == [sum(int(a) for a in rows[:, j]) % P for j in idx]
+    assert w[idx].tolist() == [(int(v[j]) - int(off[j])) % P for j in idx]
