@@ -82,7 +82,7 @@ class TrustedDealer:
         """Additive shares of ``values``: n-1 uniform rows, the last one fixing the sum."""
         n = self.n_parties
         out = np.empty((n, *values.shape), dtype=np.uint64)
-        out[:-1] = field.random_elements(self._rng, (n - 1, *values.shape))
+        field.random_elements(self._rng, (n - 1, *values.shape), out=out[:-1])
         field.submod(values, field.sum_mod(out[:-1], axis=0), out=out[-1:])
         return out
 
@@ -93,7 +93,7 @@ class TrustedDealer:
         if n - 1 > 6:
             return self._share_out(field.mulmod_scalar(values, self._alpha_split))
         out = np.empty((n, *values.shape), dtype=np.uint64)
-        out[:-1] = field.random_elements(self._rng, (n - 1, *values.shape))
+        field.random_elements(self._rng, (n - 1, *values.shape), out=out[:-1])
         field.mul_sub_rows(values, self._alpha_split, out[:-1], out=out[-1:].reshape(values.shape))
         return out
 

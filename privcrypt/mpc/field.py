@@ -93,21 +93,30 @@ def _contig(x, dtype=None) -> np.ndarray:
     return x if x.flags.c_contiguous else x.copy()
 
 
-def random_elements(rng: RandomSource, shape) -> np.ndarray:
+def random_elements(rng: RandomSource, shape, out: np.ndarray | None = None) -> np.ndarray:
     """Uniform elements of Z_p as uint64, exactly uniform.
 
     61 random bits are uniform on ``[0, 2^61) = [0, p]``; the single value ``p`` (chance
-    2^-61 per element) is redrawn, which leaves the rest uniform on ``[0, p)``."""
-    out = rng.integers(2**64, shape, dtype=np.uint64)
-    flat = out.reshape(-1)
+    2^-61 per element) is redrawn, which leaves the rest uniform on ``[0, p)``. ``out``: a
+    C-contiguous uint64 array of that shape to fill (the masking pass writes into it, so
+    filling part of a larger array costs no extra copy)."""
+    words = rng.integers(2**64, shape, dtype=np.uint64)
+    if out is None:
+        out = words
+    elif out.shape != words.shape or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous uint64 array of the requested shape")
+    src, flat = words.reshape(-1), out.reshape(-1)
 
     def mask(s, e, t):  # chunk by chunk: the max runs on data still in cache
-        np.bitwise_and(flat[s:e], _P, out=flat[s:e])
+        np.bitwise_and(src[s:e], _P, out=flat[s:e])
         return flat[s:e].max() == _P  # p is the largest 61-bit value
 
-    while flat.size and any(_for_chunks(flat.size, mask, scratch=0)):
-        bad = out == _P
-        out[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
+    if flat.size and any(_for_chunks(flat.size, mask, scratch=0)):
+        while True:
+            bad = flat == _P
+            if not bad.any():
+                break
+            flat[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
     return out
 
 

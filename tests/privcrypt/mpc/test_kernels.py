@@ -151,3 +151,14 @@ def test_codec_kernels_on_long_arrays():
     idx = np.arange(0, n, 1013)
     assert v[idx].tolist() == [sum(int(a) for a in rows[:, j]) % P for j in idx]
     assert w[idx].tolist() == [(int(v[j]) - int(off[j])) % P for j in idx]
+
+
+def test_random_elements_into_part_of_an_array():
+    out = np.zeros((3, field.CHUNK + 9), dtype=np.uint64)
+    field.random_elements(DeterministicRandom(8), (2, field.CHUNK + 9), out=out[:2])
+    assert int(out[:2].max()) < P and (out[:2] != 0).mean() > 0.99 and not out[2].any()
+    src, small = _ForcedP(), np.zeros((3, 50), dtype=np.uint64)
+    field.random_elements(src, (2, 50), out=small[1:])
+    assert src.calls == 2 and int(small.max()) < P and not small[0].any()
+    with pytest.raises(ValueError):
+        field.random_elements(DeterministicRandom(8), (2, 4), out=out[:2, :4])  # not contiguous
