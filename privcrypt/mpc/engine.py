@@ -97,23 +97,22 @@ class SpdzEngine:
         off = np.array(pub, order="C") if x.offset is None else field.addmod(x.offset, pub)
         return Shared(shares, x.macs, x.frac_bits, x.bound, off)
 
-    def _partial_open(self, shares: np.ndarray, macs: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-        """Every party broadcasts its share; the sum ``v`` is public *but unchecked* until the
-        next :meth:`check`. ``v - offset`` (what the MAC shares authenticate) is folded into the
-        batched MAC check right away."""
-        if offset is not None and 2 <= shares.shape[0] <= 7:
-            values, checked = field.sum_rows(shares, minus=offset)
+    def _partial_open(self, x: Shared, minus: Shared | None = None) -> np.ndarray:
+        """Partially open ``x`` (or ``x - minus``): every party broadcasts its share; the sum
+        ``v`` is public *but unchecked* until the next :meth:`check`. ``v - offset`` (what the
+        MAC shares authenticate) is folded into the batched MAC check right away. A difference
+        is opened chunk by chunk, without materializing its shares or MAC shares."""
+        offset = x.offset if minus is None else self._offset_sum(x.offset, minus.offset, subtract=True)
+        if 2 <= self.n_parties <= 7:
+            res = field.sum_rows(x.shares, minus=offset, sub=None if minus is None else minus.shares)
+            values, checked = (res, res) if offset is None else res
         else:
+            shares = x.shares if minus is None else field.submod(x.shares, minus.shares)
             values = field.sum_mod(shares, axis=0)
             checked = values if offset is None else field.submod(values, offset)
-        self._mac_check.fold(checked, macs)
+        self._mac_check.fold(checked, x.macs if minus is None else (x.macs, minus.macs))
         self.stats["opened_elements"] += values.size
         return values
-
-    def _open_difference(self, x: Shared, y: Shared) -> np.ndarray:
-        """Partially open ``x - y`` (both of the same shape)."""
-        return self._partial_open(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs),
-                                  self._offset_sum(x.offset, y.offset, subtract=True))
 
     def _encode(self, values, frac_bits: int, bound: float, *, rounding: str = "nearest", rng=None) -> np.ndarray:
         """FixedPoint encoding into Z_p (raises ValueError outside ±bound or on NaN/Inf).
@@ -251,7 +250,7 @@ class SpdzEngine:
         if a.shares.shape != x.shares.shape:
             raise ValueError(f"triples have shape {a.shape}, operands {x.shape}")
         self.stats["triples"] += x.size
-        d, e = self._open_difference(x, a), self._open_difference(y, b)
+        d, e = self._partial_open(x, a), self._partial_open(y, b)
         ds, es = field.split(d), field.split(e)
         zs, zm = c.shares, c.macs  # consumed batch: safe to update in place
         field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
@@ -295,15 +294,15 @@ class SpdzEngine:
         xp = self._plus_public(x.reshape(-1), np.uint64(shift))
         xs, xm, xo = xp.shares, xp.macs, xp.offset
         r, rh = self.dealer.trunc_pairs(xs.shape[1:], bits).consume()
-        c = self._partial_open(field.addmod(xs, r.shares), field.addmod(xm, r.macs), xo)
+        c = self._partial_open(Shared(field.addmod(xs, r.shares), field.addmod(xm, r.macs), 0, 0.0, xo))
         rh_sh, rh_mac = rh.shares, rh.macs
         limit = np.uint64(2 * shift)
         redo = np.flatnonzero(c < limit)
         while redo.size:
             self.stats["truncation_retries"] += redo.size
             r2, rh2 = self.dealer.trunc_pairs(redo.size, bits).consume()
-            c2 = self._partial_open(field.addmod(xs[:, redo], r2.shares), field.addmod(xm[:, redo], r2.macs),
-                                    xo[redo])
+            c2 = self._partial_open(Shared(field.addmod(xs[:, redo], r2.shares),
+                                           field.addmod(xm[:, redo], r2.macs), 0, 0.0, xo[redo]))
             c[redo], rh_sh[:, redo], rh_mac[:, redo] = c2, rh2.shares, rh2.macs
             redo = redo[c2 < limit]
         pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
@@ -335,7 +334,7 @@ class SpdzEngine:
 
     def open_residues(self, x: Shared) -> np.ndarray:
         """Open ``x`` to everyone as residues, after the MAC check passes."""
-        values = self._partial_open(x.shares, x.macs, x.offset)
+        values = self._partial_open(x)
         self.check()
         return values.reshape(x.shape)
 
@@ -353,7 +352,6 @@ class SpdzEngine:
             raise ValueError(f"no party {party}")
         batch, r = self.dealer.input_masks(x.shape)
         (rs,) = batch.consume()
-        masked = self.open_residues(Shared(field.submod(x.shares, rs.shares),
-                                           field.submod(x.macs, rs.macs), x.frac_bits, x.bound,
-                                           self._offset_sum(x.offset, rs.offset, subtract=True)))
+        masked = self._partial_open(x, rs).reshape(x.shape)
+        self.check()
         return decode(field.addmod(masked, r), x.frac_bits)  # only `party` holds r

@@ -402,15 +402,17 @@ def sum_mod(a: np.ndarray, axis=None):
     return addmod(mulmod_scalar(hi, split(1 << 32)), lo % _P)
 
 
-def sum_rows(a: np.ndarray, minus: np.ndarray | None = None):
+def sum_rows(a: np.ndarray, minus: np.ndarray | None = None, sub: np.ndarray | None = None):
     """``v = Σ_k a[k] mod p`` for 2 to 7 canonical rows (7·(p-1) < 2^64: add, then fold
-    once), chunk by chunk so the running sum stays in cache. With ``minus`` (canonical, the
-    shape of one row) returns ``(v, v - minus mod p)`` from the same pass: a partial opening
-    and the value its MAC shares authenticate."""
+    once), chunk by chunk so the running sum stays in cache. ``sub`` (rows shaped like
+    ``a``): ``v = Σ_k a[k] - Σ_k sub[k]`` instead, without forming the differences. With
+    ``minus`` (canonical, the shape of one row) returns ``(v, v - minus mod p)`` from the same
+    pass: a partial opening and the value its MAC shares authenticate."""
     k = a.shape[0]
-    if not 2 <= k <= 7:
-        raise ValueError("sum_rows takes 2 to 7 rows")
+    if not 2 <= k <= 7 or (sub is not None and sub.shape != a.shape):
+        raise ValueError("sum_rows takes 2 to 7 rows (and sub of the same shape)")
     rows = _contig(a).reshape(k, -1)
+    neg = None if sub is None else _contig(sub).reshape(k, -1)
     out = np.empty(a.shape[1:], dtype=np.uint64)
     of = out.reshape(-1)
     diff = None if minus is None else np.empty(a.shape[1:], dtype=np.uint64)
@@ -418,11 +420,18 @@ def sum_rows(a: np.ndarray, minus: np.ndarray | None = None):
     if mf is not None and mf.size != of.size:
         raise ValueError("minus must have the shape of one row")
 
-    def body(s, e, t):
-        np.add(rows[0, s:e], rows[1, s:e], out=t[0])
+    def add_rows(m, s, e, acc):
+        np.add(m[0, s:e], m[1, s:e], out=acc)
         for j in range(2, k):
-            np.add(t[0], rows[j, s:e], out=t[0])
+            np.add(acc, m[j, s:e], out=acc)
+
+    def body(s, e, t):
+        add_rows(rows, s, e, t[0])
         _fold(t[0], of[s:e], t[1])
+        if neg is not None:
+            add_rows(neg, s, e, t[0])
+            _fold(t[0], t[0], t[1])
+            _sub_kernel(of[s:e], t[0], of[s:e], t[1])
         if mf is not None:
             _sub_kernel(of[s:e], mf[s:e], diff.reshape(-1)[s:e], t[1])
 
@@ -437,8 +446,8 @@ DOT_BLOCK = 1 << 11
 
 def dot_mod(r: np.ndarray, *arrays: np.ndarray) -> list[int]:
     """``Σ_j r_j·a[..., j] mod p`` for canonical ``r`` of length N and every row of every
-    ``a`` in ``arrays`` (each of shape (N,) or (rows, N)). Returns a list of Python ints, one
-    per row, rows of the first array first.
+    ``a`` in ``arrays`` (each of shape (N,) or (rows, N), or a pair ``(A, B)`` standing for
+    ``A - B mod p``). Returns a list of Python ints, one per row, in order.
 
     Exact without per-element reduction: per cache-sized chunk, ``r`` is cut into three
     21-bit limbs (``r = r2·2^42 + r1·2^21 + r0``, ``r2 < 2^19``, shared by all rows) and each
@@ -447,7 +456,13 @@ def dot_mod(r: np.ndarray, *arrays: np.ndarray) -> list[int]:
     without wrapping (``np.add.reduceat``); the block sums are recombined with their weights
     ``2^(21k + 32h)`` in Python integers and reduced once."""
     r = np.asarray(r, dtype=np.uint64).reshape(-1)
-    rows = [row for a in arrays for row in np.asarray(a, dtype=np.uint64).reshape(-1, r.size)]
+    rows = []
+    for a in arrays:
+        if isinstance(a, tuple):  # (A, B): the rows of A - B mod p, formed chunk by chunk
+            a2, b2 = (np.asarray(v, dtype=np.uint64).reshape(-1, r.size) for v in a)
+            rows.extend(zip(a2, b2))
+        else:
+            rows.extend(np.asarray(a, dtype=np.uint64).reshape(-1, r.size))
     weights = [[1 << (21 * k + 32 * h) for k in range(3)] for h in (0, 1)]
 
     def body(s, e, t):
@@ -459,7 +474,11 @@ def dot_mod(r: np.ndarray, *arrays: np.ndarray) -> list[int]:
         np.right_shift(rc, _S42, out=limbs[2])
         totals = []
         for x in rows:
-            x = x[s:e]
+            if isinstance(x, tuple):
+                _sub_kernel(x[0][s:e], x[1][s:e], t[6], t[2])
+                x = t[6]
+            else:
+                x = x[s:e]
             np.bitwise_and(x, _M32, out=t[0])
             np.right_shift(x, _S32, out=t[1])
             total = 0
@@ -470,5 +489,5 @@ def dot_mod(r: np.ndarray, *arrays: np.ndarray) -> list[int]:
             totals.append(total)
         return totals
 
-    per_chunk = _for_chunks(r.size, body)
+    per_chunk = _for_chunks(r.size, body, scratch=7)
     return [sum(c[i] for c in per_chunk) % P for i in range(len(rows))]

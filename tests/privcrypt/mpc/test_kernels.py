@@ -162,3 +162,14 @@ def test_random_elements_into_part_of_an_array():
     assert src.calls == 2 and int(small.max()) < P and not small[0].any()
     with pytest.raises(ValueError):
         field.random_elements(DeterministicRandom(8), (2, 4), out=out[:2, :4])  # not contiguous
+
+
+def test_differences_without_materializing():
+    rng = DeterministicRandom("diff")
+    n = field.CHUNK * 3 + 5
+    a, b, off = field.random_elements(rng, (3, n)), field.random_elements(rng, (3, n)), field.random_elements(rng, n)
+    r = field.random_elements(rng, n)
+    v, w = field.sum_rows(a, minus=off, sub=b)
+    assert np.array_equal(v, field.sum_mod(field.submod(a, b), axis=0))
+    assert np.array_equal(w, field.submod(v, off))
+    assert field.dot_mod(r, v, (a, b)) == field.dot_mod(r, v, field.submod(a, b))

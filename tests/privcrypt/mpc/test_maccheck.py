@@ -87,7 +87,7 @@ def test_tampering_inside_multiplication_and_truncation_is_detected():
 def test_changing_sigma_after_commitment_is_detected():
     eng = engine(4)
     x = eng.share(np.array([1.0]))
-    eng._partial_open(x.shares, x.macs, x.offset)
+    eng._partial_open(x)
     check: MacCheck = eng._mac_check
     sig = check.sigmas()
     with pytest.raises(MacCheckFailed, match="committed"):
