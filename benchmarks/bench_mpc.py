@@ -14,7 +14,8 @@ What each row includes:
 * ``norm2+open``: triples dealt inline, Beaver squares, sum, open of the scalar.
 * ``csprng words``: raw ``privcrypt.rng`` 64-bit words (AES-256-CTR). With 3 parties a share
   needs 5 uniform field elements (the dealer's mask: 3 shares, 2 free MAC shares) and an
-  open 1 (MAC-check coefficients), so share+open cannot beat 1/6 of this rate on one core.
+  open 1 (MAC-check coefficients), so share+open cannot beat 1/6 of this rate on one core
+  (the arithmetic runs on ``--threads`` workers; the CSPRNG on one).
 """
 
 from __future__ import annotations
