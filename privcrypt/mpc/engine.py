@@ -251,17 +251,15 @@ class SpdzEngine:
             raise ValueError(f"triples have shape {a.shape}, operands {x.shape}")
         self.stats["triples"] += x.size
         d, e = self._partial_open(x, a), self._partial_open(y, b)
-        ds, es = field.split(d), field.split(e)
         zs, zm = c.shares, c.macs  # consumed batch: safe to update in place
-        field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
-        field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
+        off = np.empty(d.shape, dtype=np.uint64)  # the public d·e
+        # c_i + d·b_i + e·a_i on every party's shares and MAC shares, and d·e, in one pass
+        field.beaver_combine([(zs, b.shares, a.shares, zs), (zm, b.macs, a.macs, zm)], d, e, de_out=off)
         # the public d·e goes to party 0's share and to the public offset (no MAC work)
-        off = field.mulmod(d, None, b_split=es)
         field.addmod(zs[:1], off, out=zs[:1])
-        for coeff, tri in ((None, c), (ds, b), (es, a)):  # dealt triples have no offsets
+        for coeff, tri in ((None, c), (d, b), (e, a)):  # dealt triples have no offsets
             if tri.offset is not None:
-                term = tri.offset if coeff is None else field.mulmod(tri.offset, None, b_split=coeff)
-                off = field.addmod(off, term)
+                off = field.addmod(off, tri.offset if coeff is None else field.mulmod(tri.offset, coeff))
         out = Shared(zs, zm, fb, bound, off)
         if truncate and fb > self.frac_bits:
             out = self.truncate(out, fb - self.frac_bits)

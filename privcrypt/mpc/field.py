@@ -251,31 +251,48 @@ def _mul_chunk(a, b, out, t1, t2, t3, t4):
     _fold(t3, out, t1)
 
 
-def muladd2(c: np.ndarray, x1: np.ndarray, s1, x2: np.ndarray, s2, out: np.ndarray | None = None) -> np.ndarray:
-    """``c + x1·b1 + x2·b2 mod p`` with ``b1``, ``b2`` public vectors given as :func:`split`
-    of the trailing shape of ``x1``/``x2``, broadcast over leading rows.
+def _split_into(x, parts) -> None:
+    """:func:`split` of one chunk into pre-allocated ``parts = (2·x1, x1, x0)``."""
+    np.right_shift(x, _S31, out=parts[1])
+    np.left_shift(parts[1], _S1, out=parts[0])
+    np.bitwise_and(x, _M31, out=parts[2])
 
-    Lazy reduction: ``c + x1·b1`` (below ``2^61 + 2^63 + 2^32``) is folded once to at most
-    ``p + 7``, the second unreduced product is added (still below 2^64) and the total folded
-    once. Used for Beaver's ``z = c + d·b + e·a``. ``out`` may alias ``c``."""
-    c = _contig(c, dtype=np.uint64)
-    out = np.empty_like(c) if out is None else out
-    n = np.size(s1[0])
-    c2, a2, b2, o2 = (_contig(v).reshape(-1, n) for v in (c, x1, x2, out))
-    f1, f2 = ([_contig(v).reshape(-1) for v in s] for s in (s1, s2))
 
-    def body(s, e, t):
-        p1, p2 = [v[s:e] for v in f1], [v[s:e] for v in f2]
-        for row in range(c2.shape[0]):
-            _mul_unreduced(a2[row, s:e], p1, t[0], t[1], t[2], t[3])
-            np.add(t[2], c2[row, s:e], out=t[2])
-            _partial_fold(t[2], t[0])
-            _mul_unreduced(b2[row, s:e], p2, t[0], t[1], t[4], t[3])
-            np.add(t[2], t[4], out=t[2])
-            _fold(t[2], o2[row, s:e], t[0])
+def beaver_combine(groups, d: np.ndarray, e: np.ndarray, de_out: np.ndarray | None = None) -> None:
+    """Beaver's local step for public canonical vectors ``d``, ``e`` (shape S): for every
+    ``(c, b, a, out)`` in ``groups`` (arrays of shape ``(rows, *S)``, ``out`` C-contiguous and
+    allowed to alias ``c``) ``out = c + d·b + e·a mod p`` row by row; with ``de_out`` (shape
+    S) also ``d·e mod p``. ``d`` and ``e`` are split once per chunk for all rows.
 
-    _for_chunks(n, body)
-    return out
+    Lazy reduction: ``c + d·b`` (below ``2^61 + 2^63 + 2^32``) is folded once to at most
+    ``p + 4``, the second unreduced product is added (still below 2^64) and the total folded
+    once."""
+    df, ef = _contig(d, dtype=np.uint64).reshape(-1), _contig(e, dtype=np.uint64).reshape(-1)
+    n = df.size
+    rows = []
+    for c, b, a, out in groups:
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+        rows.append(tuple(_contig(v, dtype=np.uint64).reshape(-1, n) for v in (c, b, a)) + (out.reshape(-1, n),))
+    dof = None if de_out is None else de_out.reshape(-1)
+
+    def body(s, e_, t):
+        ds, es = t[5:8], t[8:11]
+        _split_into(df[s:e_], ds)
+        _split_into(ef[s:e_], es)
+        for c2, b2, a2, o2 in rows:
+            for row in range(c2.shape[0]):
+                _mul_unreduced(b2[row, s:e_], ds, t[0], t[1], t[2], t[3])
+                np.add(t[2], c2[row, s:e_], out=t[2])
+                _partial_fold(t[2], t[0])
+                _mul_unreduced(a2[row, s:e_], es, t[0], t[1], t[4], t[3])
+                np.add(t[2], t[4], out=t[2])
+                _fold(t[2], o2[row, s:e_], t[0])
+        if dof is not None:
+            _mul_limbs(ds[1], ds[2], es, t[2], t[3], t[4])  # d's limbs are (d1, d0) of its split
+            _fold(t[2], dof[s:e_], t[3])
+
+    _for_chunks(n, body, scratch=11)
 
 
 def muladd_scalar(c: np.ndarray, x: np.ndarray, s_split, out: np.ndarray | None = None) -> np.ndarray:

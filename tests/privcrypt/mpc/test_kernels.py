@@ -173,3 +173,14 @@ def test_differences_without_materializing():
     assert np.array_equal(v, field.sum_mod(field.submod(a, b), axis=0))
     assert np.array_equal(w, field.submod(v, off))
     assert field.dot_mod(r, v, (a, b)) == field.dot_mod(r, v, field.submod(a, b))
+
+
+def test_beaver_combine_long_and_threaded():
+    rng = DeterministicRandom("beaver")
+    n = field.CHUNK * 9 + 5  # enough chunks for the worker threads
+    c, b, a = (field.random_elements(rng, (3, n)) for _ in range(3))
+    d, e = field.random_elements(rng, n), field.random_elements(rng, n)
+    want = field.addmod(field.addmod(c, field.mulmod(b, d)), field.mulmod(a, e))
+    out, de = np.empty_like(c), np.empty(n, dtype=np.uint64)
+    field.beaver_combine([(c, b, a, out)], d, e, de_out=de)
+    assert np.array_equal(out, want) and np.array_equal(de, field.mulmod(d, e))
