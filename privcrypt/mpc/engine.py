@@ -289,18 +289,25 @@ class SpdzEngine:
         n, shape = self.n_parties, x.shape
         L = max(check_fits(x.bound, x.frac_bits, "truncate"), bits)
         shift = 1 << L
-        xp = self._plus_public(x.reshape(-1), np.uint64(shift))
-        xs, xm, xo = xp.shares, xp.macs, xp.offset
+        flat = x.reshape(-1)
+        xs, xm, xo = flat.shares, flat.macs, flat.offset
+
+        def open_shifted(idx, pair: Shared) -> np.ndarray:
+            """c = x + 2^L + r mod p: open [x + r] and add the public 2^L to the opening."""
+            sel = slice(None) if idx is None else idx
+            masked = Shared(field.addmod(xs[:, sel], pair.shares), field.addmod(xm[:, sel], pair.macs),
+                            0, 0.0, None if xo is None else np.ascontiguousarray(xo[sel]))
+            return field.addmod(self._partial_open(masked), np.uint64(shift))
+
         r, rh = self.dealer.trunc_pairs(xs.shape[1:], bits).consume()
-        c = self._partial_open(Shared(field.addmod(xs, r.shares), field.addmod(xm, r.macs), 0, 0.0, xo))
+        c = open_shifted(None, r)
         rh_sh, rh_mac = rh.shares, rh.macs
         limit = np.uint64(2 * shift)
         redo = np.flatnonzero(c < limit)
         while redo.size:
             self.stats["truncation_retries"] += redo.size
             r2, rh2 = self.dealer.trunc_pairs(redo.size, bits).consume()
-            c2 = self._partial_open(Shared(field.addmod(xs[:, redo], r2.shares),
-                                           field.addmod(xm[:, redo], r2.macs), 0, 0.0, xo[redo]))
+            c2 = open_shifted(redo, r2)
             c[redo], rh_sh[:, redo], rh_mac[:, redo] = c2, rh2.shares, rh2.macs
             redo = redo[c2 < limit]
         pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
