@@ -295,37 +295,6 @@ def beaver_combine(groups, d: np.ndarray, e: np.ndarray, de_out: np.ndarray | No
     _for_chunks(n, body, scratch=11)
 
 
-def muladd_scalar(c: np.ndarray, x: np.ndarray, s_split, out: np.ndarray | None = None) -> np.ndarray:
-    """``c + x·s mod p`` for a scalar ``s`` given by :func:`split`; ``c`` and ``x`` of equal
-    shape. One fold for the product and the sum (lazy reduction)."""
-    return muladd_scalar_rows(c, x, [s_split], out)
-
-
-def muladd_scalar_rows(c: np.ndarray, x: np.ndarray, s_splits, out: np.ndarray | None = None) -> np.ndarray:
-    """Row ``i`` of the result: ``c[i] + x·s_i mod p`` for scalars ``s_i`` (each from
-    :func:`split`); ``c`` has shape ``(len(s_splits), *x.shape)`` (or ``x.shape`` for one
-    scalar). The limbs of ``x`` are computed once per chunk for all rows; each row costs one
-    unreduced product (below ``2^63 + 2^32``), one add (below 2^64) and one fold. ``out`` may
-    alias ``c``. Used for the parties' MAC shares of a public value, ``m_i + α_i·x``."""
-    rows = len(s_splits)
-    xf = _contig(x, dtype=np.uint64).reshape(-1)
-    cf = _contig(c, dtype=np.uint64).reshape(rows, -1)
-    if cf.shape[1] != xf.size:
-        raise ValueError("c must have one row of x's size per scalar")
-    out = np.empty(np.shape(c), dtype=np.uint64) if out is None else out
-    of = out.reshape(rows, -1)
-
-    def body(s, e, t):
-        _limbs(xf[s:e], t[0], t[1])
-        for row, sp in enumerate(s_splits):
-            _mul_limbs(t[0], t[1], sp, t[2], t[3], t[4])
-            np.add(t[2], cf[row, s:e], out=t[2])
-            _fold(t[2], of[row, s:e], t[3])
-
-    _for_chunks(xf.size, body)
-    return out
-
-
 def mul_sub_rows(x: np.ndarray, s_split, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``x·s - Σ_k rows[k] mod p`` for a scalar ``s`` (from :func:`split`) and canonical
     ``rows`` of shape ``(k, *x.shape)``, ``1 <= k <= 6``: the last additive share of ``α·x``

@@ -103,12 +103,3 @@ def test_fused_beaver_combine(u, v):
     field.beaver_combine([(c, x1, x2, c), (m, x1[:2], x2[:2], out)], b1, b2, de_out=de)
     assert c.tolist() == want and out.tolist() == want_m
     assert de.tolist() == [int(x) * int(y) % P for x, y in zip(b1, b2)]
-
-
-@given(residues)
-def test_fused_muladd_scalar(s):
-    rng = DeterministicRandom(s)
-    c, x = field.random_elements(rng, 30), field.random_elements(rng, 30)
-    c[0] = x[0] = P - 1
-    got = field.muladd_scalar(c, x, field.split(s))
-    assert got.tolist() == [(int(ci) + int(xi) * s) % P for ci, xi in zip(c, x)]

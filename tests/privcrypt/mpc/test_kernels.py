@@ -46,17 +46,6 @@ def test_fold_any_uint64(xs):
     assert out.tolist() == [x % P for x in xs]
 
 
-@given(st.lists(edge_or_any, min_size=3, max_size=3), st.integers(1, 40))
-def test_muladd_scalar_rows(scalars, n):
-    rng = DeterministicRandom(n)
-    x = field.random_elements(rng, n)
-    c = field.random_elements(rng, (3, n))
-    x[0], c[:, 0] = P - 1, P - 1  # largest product plus largest addend
-    got = field.muladd_scalar_rows(c, x, [field.split(s) for s in scalars])
-    want = [[(int(c[i, j]) + int(x[j]) * s) % P for j in range(n)] for i, s in enumerate(scalars)]
-    assert got.tolist() == want
-
-
 @given(edge_or_any, st.integers(1, 6), st.integers(1, 30))
 def test_mul_sub_rows(s, k, n):
     rng = DeterministicRandom(s ^ k)
