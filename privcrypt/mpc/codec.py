@@ -18,23 +18,31 @@ _H = np.uint64(field.P // 2)
 _H_INT = np.int64(field.P // 2)
 
 
-def encode_nearest(x: np.ndarray, scale: float) -> np.ndarray:
-    """``rint(x·scale) mod p`` as canonical uint64, for a flat float64 array already checked
-    to be finite with ``|x·scale| < 2^62`` (the caller's range check). Same output as
+def encode_nearest(x: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
+    """``(rint(x·scale) mod p, min(x), max(x))`` for a flat float64 array: canonical uint64
+    residues plus the range the caller must check (NaN propagates into min/max; the
+    residues of non-finite or out-of-range inputs are meaningless and must be discarded).
+    For finite ``x`` with ``|x·scale| < 2^62`` the residues equal
     ``FixedPoint.encode(rounding="nearest")``: a negative integer ``v`` is ``2^64 + v`` in
     uint64, and adding p wraps it to ``v + p``; for ``v >= 0`` the minimum keeps ``v``."""
     out = np.empty(x.size, dtype=np.uint64)
 
     def body(s, e, t):
+        lo, hi = x[s:e].min(), x[s:e].max()  # the range check rides on the cache-hot chunk
         f = t[0].view(np.float64)
         np.multiply(x[s:e], scale, out=f)
         np.rint(f, out=f)
-        np.copyto(t[1].view(np.int64), f, casting="unsafe")  # integral, exact
+        with np.errstate(invalid="ignore"):  # NaN/Inf/huge inputs: rejected by the caller
+            np.copyto(t[1].view(np.int64), f, casting="unsafe")  # integral, exact
         np.add(t[1], _P, out=t[2])
         np.minimum(t[1], t[2], out=out[s:e])
+        return lo, hi
 
-    field._for_chunks(x.size, body, scratch=3)
-    return out
+    ranges = field._for_chunks(x.size, body, scratch=3)
+    if not ranges:
+        return out, 0.0, 0.0
+    lo, hi = np.array(ranges, dtype=np.float64).T  # numpy min/max propagate NaN (Python's do not)
+    return out, float(lo.min()), float(hi.max())
 
 
 def decode_centered(r: np.ndarray, frac_bits: int) -> np.ndarray:

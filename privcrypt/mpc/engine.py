@@ -118,20 +118,19 @@ class SpdzEngine:
         """FixedPoint encoding into Z_p (raises ValueError outside ±bound or on NaN/Inf).
 
         ``rounding="nearest"`` takes a fused path with the same output as
-        ``FixedPoint.encode`` (tested bit for bit): one min/max pass for the checks, then
-        :func:`codec.encode_nearest`."""
+        ``FixedPoint.encode`` (tested bit for bit): :func:`codec.encode_nearest`, whose
+        chunked pass also returns the range that is checked here."""
         fp = FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
         arr = np.asarray(values, dtype=np.float64)
         flat = arr.reshape(-1)  # FixedPoint.encode and numpy scalars: keep 0-d inputs arrays
         if rounding != "nearest":
             return fp.encode(flat, rounding=rounding, rng=rng).reshape(arr.shape)
-        if flat.size:
-            lo, hi = float(flat.min()), float(flat.max())
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                raise ValueError("x contains NaN or Inf")
-            if max(-lo, hi) > fp.bound:
-                raise ValueError(f"value {max(-lo, hi)!r} outside declared range ±{fp.bound}")
-        return codec.encode_nearest(field._contig(flat), fp.scale).reshape(arr.shape)
+        enc, lo, hi = codec.encode_nearest(field._contig(flat), fp.scale)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("x contains NaN or Inf")
+        if max(-lo, hi) > fp.bound:
+            raise ValueError(f"value {max(-lo, hi)!r} outside declared range ±{fp.bound}")
+        return enc.reshape(arr.shape)
 
     @staticmethod
     def _same_shape(x: Shared, y: Shared) -> None:

@@ -127,7 +127,14 @@ def test_codec_kernels_on_long_arrays():
     n = field.CHUNK * 5 + 11
     x = (rng.uniform(n) - 0.5) * 6.0
     x[:4] = [3.0, -3.0, 0.0, -0.0]
-    enc = codec.encode_nearest(x, 2.0**16)
+    enc, lo, hi = codec.encode_nearest(x, 2.0**16)
+    assert (lo, hi) == (x.min(), x.max())
+    eng = SpdzEngine(2, 16, DeterministicRandom(1), bound=3.0)
+    for bad in (np.nan, np.inf, -1e300, 3.5):
+        y = x.copy()
+        y[n // 2] = bad
+        with pytest.raises(ValueError):
+            eng._encode(y, 16, 3.0)
     assert np.array_equal(enc, FixedPoint(frac_bits=16, modulus=P, bound=3.0).encode(x))
     assert np.array_equal(codec.decode_centered(enc, 16), np.rint(x * 2.0**16) / 2.0**16)
     r, share0 = field.random_elements(rng, n), field.random_elements(rng, n)
