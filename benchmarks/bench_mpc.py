@@ -14,7 +14,8 @@ What each row includes:
 * ``norm2+open``: triples dealt inline, Beaver squares, sum, open of the scalar.
 * ``csprng words``: raw ``privcrypt.rng`` 64-bit words (AES-256-CTR). With 3 parties a share
   needs 5 uniform field elements (the dealer's mask: 3 shares, 2 free MAC shares) and an
-  open 1 (MAC-check coefficients), so share+open cannot beat 1/6 of this rate on one core.
+  open 1 (MAC-check coefficients), so share+open cannot beat 1/6 of this rate on one core
+  (the arithmetic runs on ``--threads`` workers; the CSPRNG on one).
 """
 
 from __future__ import annotations
@@ -74,10 +75,12 @@ def run(args) -> dict:
         row("csprng words", n, measure(lambda: words.integers(2**64, n, dtype=np.uint64), repeat=rep + 2, warmup=1),
             measure(lambda: pcg.integers(0, 2**64, n, dtype=np.uint64, endpoint=False), repeat=rep + 2, warmup=1),
             "PCG64 (not a CSPRNG)")
-        row("share", n, measure(lambda: eng.share(x), repeat=rep, warmup=warm), add, "x + y")
+        # one warm-up call even at 10^7 (as for the numpy baselines): the first call of a fresh
+        # process otherwise also pays for growing the heap by about 1 GB (page faults)
+        row("share", n, measure(lambda: eng.share(x), repeat=rep, warmup=1), add, "x + y")
         sx = eng.share(x)
-        row("open", n, measure(lambda: eng.open(sx), repeat=rep, warmup=warm), add, "x + y")
-        row("share+open", n, measure(lambda: eng.open(eng.share(x)), repeat=rep, warmup=warm), add, "x + y")
+        row("open", n, measure(lambda: eng.open(sx), repeat=rep, warmup=1), add, "x + y")
+        row("share+open", n, measure(lambda: eng.open(eng.share(x)), repeat=rep, warmup=1), add, "x + y")
         sy = eng.share(y)
         gc.collect()
         t0 = measure(lambda: eng.dealer.triples(n), repeat=1, warmup=0)

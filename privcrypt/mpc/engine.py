@@ -21,10 +21,12 @@ described at :meth:`SpdzEngine.truncate`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from privcrypt.encoding import FixedPoint
-from privcrypt.mpc import field
+from privcrypt.mpc import codec, field
 from privcrypt.mpc.dealer import OneShot, TrustedDealer
 from privcrypt.mpc.maccheck import MacCheck
 from privcrypt.mpc.shares import Shared, check_fits
@@ -32,16 +34,11 @@ from privcrypt.rng import RandomSource, resolve_rng
 
 __all__ = ["SpdzEngine"]
 
-_HALF = np.uint64(field.P // 2)
 
 
 def decode(residues: np.ndarray, frac_bits: int) -> np.ndarray:
     """Centered lift of residues mod p to signed values, divided by 2^frac_bits."""
-    r = np.asarray(residues, dtype=np.uint64)
-    signed = r.astype(np.int64)
-    neg = r > _HALF
-    signed[neg] = -((np.uint64(field.P) - r[neg]).astype(np.int64))
-    return signed.astype(np.float64) / float(2**frac_bits)
+    return codec.decode_centered(residues, frac_bits)
 
 
 class SpdzEngine:
@@ -70,6 +67,7 @@ class SpdzEngine:
         if self.dealer.n_parties != self.n_parties:
             raise ValueError("dealer was set up for a different number of parties")
         alpha = [self.dealer.mac_key_share(i) for i in range(self.n_parties)]
+        self._alpha = alpha
         self._alpha_split = [field.split(a) for a in alpha]
         self._mac_check = MacCheck(np.array(alpha, dtype=np.uint64), rng=self._rng)
         self.stats = {"opened_elements": 0, "triples": 0, "truncation_retries": 0, "mac_checks": 0}
@@ -78,40 +76,61 @@ class SpdzEngine:
         return f"SpdzEngine(n_parties={self.n_parties}, frac_bits={self.frac_bits}, <keys redacted>)"
 
     # -- local helpers (each party on its own row) -----------------------------------------
-    def _add_mac_of_public(self, macs: np.ndarray, pub: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Row i: macs_i + α_i·pub (party i adds its MAC share of the public value pub)."""
-        pub = field._contig(pub, dtype=np.uint64)
-        out = np.empty(macs.shape, dtype=np.uint64) if out is None else out
-        for i, a in enumerate(self._alpha_split):
-            field.muladd_scalar(macs[i : i + 1], pub, a, out=out[i : i + 1])
-        return out
+    @staticmethod
+    def _offset_sum(a: np.ndarray | None, b: np.ndarray | None, *, subtract: bool = False) -> np.ndarray | None:
+        """Public offsets ``a + b`` (or ``a - b``), None meaning 0; inputs are not modified."""
+        if b is None:
+            return a
+        if a is None:
+            return field.negmod(b) if subtract else b
+        return field.submod(a, b) if subtract else field.addmod(a, b)
 
-    def _plus_public(self, shares, macs, pub, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Shares of x + pub: party 0 adds pub to its share, every party adds α_i·pub.
-        ``inplace`` reuses the arrays (for consumed preprocessing material)."""
-        if not inplace:
-            shares, macs = shares.copy(), macs.copy()
+    def _plus_public(self, x: Shared, pub, *, inplace: bool = False) -> Shared:
+        """[x + pub] for public residues ``pub`` (x's shape or a scalar): party 0 adds pub to
+        its share and the public offset grows by pub. No MAC share changes: ``Σ m_i = α·(x - o)``
+        still holds with x and o both larger by pub (SPDZ-2012's public modifier; saves every
+        party the multiplication ``α_i·pub``). ``inplace`` reuses x's share array (for consumed
+        preprocessing material)."""
+        shares = x.shares if inplace else x.shares.copy()
         field.addmod(shares[:1], pub, out=shares[:1])  # slices keep 0-d secrets arrays
-        if np.ndim(pub) == 0:  # one constant: party i adds the scalar α_i·pub to every MAC share
-            key = [int(h) << 32 | int(lo) for h, lo in self._alpha_split]
-            add = np.array([k * int(pub) % field.P for k in key], dtype=np.uint64)
-            return shares, field.addmod(macs, add.reshape((-1,) + (1,) * (macs.ndim - 1)), out=macs)
-        return shares, self._add_mac_of_public(macs, pub, out=macs)
+        pub = np.broadcast_to(np.asarray(pub, dtype=np.uint64), x.shape)
+        off = np.array(pub, order="C") if x.offset is None else field.addmod(x.offset, pub)
+        return Shared(shares, x.macs, x.frac_bits, x.bound, off)
 
-    def _partial_open(self, shares: np.ndarray, macs: np.ndarray) -> np.ndarray:
-        """Every party broadcasts its share; the sum is public *but unchecked* until the next
-        :meth:`check`. The value is folded into the batched MAC check right away."""
-        values = field.sum_mod(shares, axis=0)
-        self._mac_check.fold(values, macs)
+    def _partial_open(self, x: Shared, minus: Shared | None = None) -> np.ndarray:
+        """Partially open ``x`` (or ``x - minus``): every party broadcasts its share; the sum
+        ``v`` is public *but unchecked* until the next :meth:`check`. ``v - offset`` (what the
+        MAC shares authenticate) is folded into the batched MAC check right away. A difference
+        is opened chunk by chunk, without materializing its shares or MAC shares."""
+        offset = x.offset if minus is None else self._offset_sum(x.offset, minus.offset, subtract=True)
+        if 2 <= self.n_parties <= 7:
+            res = field.sum_rows(x.shares, minus=offset, sub=None if minus is None else minus.shares)
+            values, checked = (res, res) if offset is None else res
+        else:
+            shares = x.shares if minus is None else field.submod(x.shares, minus.shares)
+            values = field.sum_mod(shares, axis=0)
+            checked = values if offset is None else field.submod(values, offset)
+        self._mac_check.fold(checked, x.macs if minus is None else (x.macs, minus.macs))
         self.stats["opened_elements"] += values.size
         return values
 
-    def _encode(self, values, frac_bits: int, bound: float, **kw) -> np.ndarray:
-        """FixedPoint encoding into Z_p (raises ValueError outside ±bound). Encodes a 1-D view
-        because FixedPoint.encode does not accept 0-d arrays."""
+    def _encode(self, values, frac_bits: int, bound: float, *, rounding: str = "nearest", rng=None) -> np.ndarray:
+        """FixedPoint encoding into Z_p (raises ValueError outside ±bound or on NaN/Inf).
+
+        ``rounding="nearest"`` takes a fused path with the same output as
+        ``FixedPoint.encode`` (tested bit for bit): :func:`codec.encode_nearest`, whose
+        chunked pass also returns the range that is checked here."""
         fp = FixedPoint(frac_bits=frac_bits, modulus=field.P, bound=max(float(bound), 2.0**-frac_bits))
         arr = np.asarray(values, dtype=np.float64)
-        return fp.encode(arr.reshape(-1), **kw).reshape(arr.shape)
+        flat = arr.reshape(-1)  # FixedPoint.encode and numpy scalars: keep 0-d inputs arrays
+        if rounding != "nearest":
+            return fp.encode(flat, rounding=rounding, rng=rng).reshape(arr.shape)
+        enc, lo, hi = codec.encode_nearest(field._contig(flat), fp.scale)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError("x contains NaN or Inf")
+        if max(-lo, hi) > fp.bound:
+            raise ValueError(f"value {max(-lo, hi)!r} outside declared range ±{fp.bound}")
+        return enc.reshape(arr.shape)
 
     @staticmethod
     def _same_shape(x: Shared, y: Shared) -> None:
@@ -130,8 +149,11 @@ class SpdzEngine:
         check_fits(bound, self.frac_bits, "input")
         enc = self._encode(x, self.frac_bits, bound, rounding=rounding, rng=self._rng)
         batch, r = self.dealer.input_masks(enc.shape)
-        delta = field.submod(enc, r)  # computed by the owner, broadcast
-        return self.from_masked_input(batch, delta, frac_bits=self.frac_bits, bound=bound)
+        (rs,) = batch.consume()
+        # Both sides of from_masked_input in one pass: the owner's δ = enc - r (broadcast),
+        # party 0's share r_0 + δ, and δ as the public MAC offset (rs is consumed).
+        delta = codec.mask_input(enc, r, rs.shares[:1].reshape(enc.shape))
+        return Shared(rs.shares, rs.macs, self.frac_bits, bound, delta)
 
     def from_masked_input(self, masks: OneShot, delta: np.ndarray, *, frac_bits: int, bound: float) -> Shared:
         """Parties' side of the input protocol: ``[x] = [r] + δ`` for the broadcast
@@ -142,8 +164,8 @@ class SpdzEngine:
             raise ValueError(f"masked input has shape {delta.shape}, masks {r.shape}")
         if delta.size and int(delta.max()) >= field.P:
             raise ValueError("masked input is not a residue mod p")
-        shares, macs = self._plus_public(r.shares, r.macs, delta, inplace=True)  # r is consumed
-        return Shared(shares, macs, int(frac_bits), float(bound))
+        out = self._plus_public(r, delta, inplace=True)  # r is consumed
+        return Shared(out.shares, out.macs, int(frac_bits), float(bound), out.offset)
 
     # -- linear operations (local, no communication) -------------------------------------
     def add(self, x: Shared, y: Shared) -> Shared:
@@ -153,7 +175,8 @@ class SpdzEngine:
             raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
         bound = x.bound + y.bound
         check_fits(bound, x.frac_bits, "add")
-        return Shared(field.addmod(x.shares, y.shares), field.addmod(x.macs, y.macs), x.frac_bits, bound)
+        return Shared(field.addmod(x.shares, y.shares), field.addmod(x.macs, y.macs), x.frac_bits, bound,
+                      self._offset_sum(x.offset, y.offset))
 
     def sub(self, x: Shared, y: Shared) -> Shared:
         """[x - y]. Scales must match; the declared bounds add."""
@@ -162,7 +185,8 @@ class SpdzEngine:
             raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
         bound = x.bound + y.bound
         check_fits(bound, x.frac_bits, "sub")
-        return Shared(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs), x.frac_bits, bound)
+        return Shared(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs), x.frac_bits, bound,
+                      self._offset_sum(x.offset, y.offset, subtract=True))
 
     def add_public(self, x: Shared, c) -> Shared:
         """[x + c] for a public float scalar or array of x's shape."""
@@ -171,8 +195,8 @@ class SpdzEngine:
         bound = x.bound + cmax
         check_fits(bound, x.frac_bits, "add_public")
         pub = self._encode(c, x.frac_bits, cmax)
-        shares, macs = self._plus_public(x.shares, x.macs, pub)
-        return Shared(shares, macs, x.frac_bits, bound)
+        out = self._plus_public(x, pub)
+        return Shared(out.shares, out.macs, x.frac_bits, bound, out.offset)
 
     def mul_public(self, x: Shared, c, *, truncate: bool = True) -> Shared:
         """[c·x] for a public scalar or array of x's shape.
@@ -189,7 +213,8 @@ class SpdzEngine:
         bound = x.bound * cmax
         check_fits(bound, fb, "mul_public")
         ps = field.split(pub)
-        out = Shared(field.mulmod(x.shares, pub, b_split=ps), field.mulmod(x.macs, pub, b_split=ps), fb, bound)
+        off = None if x.offset is None else field.mulmod(x.offset, pub, b_split=ps)
+        out = Shared(field.mulmod(x.shares, pub, b_split=ps), field.mulmod(x.macs, pub, b_split=ps), fb, bound, off)
         return self.truncate(out, fb - x.frac_bits) if truncate and fb > x.frac_bits else out
 
     def sum(self, x: Shared, axis: int | None = None) -> Shared:
@@ -197,12 +222,15 @@ class SpdzEngine:
         count = x.size if axis is None else x.shape[axis]
         bound = x.bound * count
         check_fits(bound, x.frac_bits, "sum")
+        off = x.offset
         if axis is None:
             sh, mc = (field.sum_mod(a.reshape(self.n_parties, -1), axis=1) for a in (x.shares, x.macs))
+            off = None if off is None else np.array(field.sum_mod(off), dtype=np.uint64)
         else:
             ax = axis % len(x.shape) + 1
             sh, mc = field.sum_mod(x.shares, axis=ax), field.sum_mod(x.macs, axis=ax)
-        return Shared(np.ascontiguousarray(sh), np.ascontiguousarray(mc), x.frac_bits, bound)
+            off = None if off is None else np.array(field.sum_mod(off, axis=ax - 1), dtype=np.uint64, order="C")
+        return Shared(np.ascontiguousarray(sh), np.ascontiguousarray(mc), x.frac_bits, bound, off)
 
     # -- multiplication ------------------------------------------------------------------
     def mul(self, x: Shared, y: Shared, *, truncate: bool = True, triples: OneShot | None = None) -> Shared:
@@ -221,16 +249,17 @@ class SpdzEngine:
         if a.shares.shape != x.shares.shape:
             raise ValueError(f"triples have shape {a.shape}, operands {x.shape}")
         self.stats["triples"] += x.size
-        d = self._partial_open(field.submod(x.shares, a.shares), field.submod(x.macs, a.macs))
-        e = self._partial_open(field.submod(y.shares, b.shares), field.submod(y.macs, b.macs))
-        ds, es = field.split(d), field.split(e)
+        d, e = self._partial_open(x, a), self._partial_open(y, b)
         zs, zm = c.shares, c.macs  # consumed batch: safe to update in place
-        field.muladd2(zs, b.shares, ds, a.shares, es, out=zs)  # c_i + d·b_i + e·a_i
-        field.muladd2(zm, b.macs, ds, a.macs, es, out=zm)
-        de = field.mulmod(d, None, b_split=es)
-        field.addmod(zs[:1], de, out=zs[:1])
-        self._add_mac_of_public(zm, de, out=zm)
-        out = Shared(zs, zm, fb, bound)
+        off = np.empty(d.shape, dtype=np.uint64)  # the public d·e
+        # c_i + d·b_i + e·a_i on every party's shares and MAC shares, and d·e, in one pass
+        field.beaver_combine([(zs, b.shares, a.shares, zs), (zm, b.macs, a.macs, zm)], d, e, de_out=off)
+        # the public d·e goes to party 0's share and to the public offset (no MAC work)
+        field.addmod(zs[:1], off, out=zs[:1])
+        for coeff, tri in ((None, c), (d, b), (e, a)):  # dealt triples have no offsets
+            if tri.offset is not None:
+                off = field.addmod(off, tri.offset if coeff is None else field.mulmod(tri.offset, coeff))
+        out = Shared(zs, zm, fb, bound, off)
         if truncate and fb > self.frac_bits:
             out = self.truncate(out, fb - self.frac_bits)
         return out
@@ -259,24 +288,33 @@ class SpdzEngine:
         n, shape = self.n_parties, x.shape
         L = max(check_fits(x.bound, x.frac_bits, "truncate"), bits)
         shift = 1 << L
-        xs, xm = self._plus_public(x.shares.reshape(n, -1), x.macs.reshape(n, -1), np.uint64(shift))
+        flat = x.reshape(-1)
+        xs, xm, xo = flat.shares, flat.macs, flat.offset
+
+        def open_shifted(idx, pair: Shared) -> np.ndarray:
+            """c = x + 2^L + r mod p: open [x + r] and add the public 2^L to the opening."""
+            sel = slice(None) if idx is None else idx
+            masked = Shared(field.addmod(xs[:, sel], pair.shares), field.addmod(xm[:, sel], pair.macs),
+                            0, 0.0, None if xo is None else np.ascontiguousarray(xo[sel]))
+            return field.addmod(self._partial_open(masked), np.uint64(shift))
+
         r, rh = self.dealer.trunc_pairs(xs.shape[1:], bits).consume()
-        c = self._partial_open(field.addmod(xs, r.shares), field.addmod(xm, r.macs))
+        c = open_shifted(None, r)
         rh_sh, rh_mac = rh.shares, rh.macs
         limit = np.uint64(2 * shift)
         redo = np.flatnonzero(c < limit)
         while redo.size:
             self.stats["truncation_retries"] += redo.size
             r2, rh2 = self.dealer.trunc_pairs(redo.size, bits).consume()
-            c2 = self._partial_open(field.addmod(xs[:, redo], r2.shares), field.addmod(xm[:, redo], r2.macs))
+            c2 = open_shifted(redo, r2)
             c[redo], rh_sh[:, redo], rh_mac[:, redo] = c2, rh2.shares, rh2.macs
             redo = redo[c2 < limit]
         pub = field.submod(c >> np.uint64(bits), np.uint64(shift >> bits))
         zs = field.negmod(rh_sh)
         field.addmod(zs[:1], pub, out=zs[:1])
-        zm = self._add_mac_of_public(field.negmod(rh_mac), pub)
+        zm = field.negmod(rh_mac)  # [pub - (r >> bits)]: pub is public, so it is the offset
         fb = x.frac_bits - bits
-        return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb)
+        return Shared(zs.reshape(n, *shape), zm.reshape(n, *shape), fb, x.bound + 2.0**-fb, pub.reshape(shape))
 
     def dot(self, x: Shared, y: Shared, *, truncate: bool = False, triples: OneShot | None = None) -> Shared:
         """[Σ_j x_j·y_j] over all elements (a 0-d result). Default: exact, at scale
@@ -300,7 +338,7 @@ class SpdzEngine:
 
     def open_residues(self, x: Shared) -> np.ndarray:
         """Open ``x`` to everyone as residues, after the MAC check passes."""
-        values = self._partial_open(x.shares, x.macs)
+        values = self._partial_open(x)
         self.check()
         return values.reshape(x.shape)
 
@@ -318,6 +356,6 @@ class SpdzEngine:
             raise ValueError(f"no party {party}")
         batch, r = self.dealer.input_masks(x.shape)
         (rs,) = batch.consume()
-        masked = self.open_residues(Shared(field.submod(x.shares, rs.shares),
-                                           field.submod(x.macs, rs.macs), x.frac_bits, x.bound))
+        masked = self._partial_open(x, rs).reshape(x.shape)
+        self.check()
         return decode(field.addmod(masked, r), x.frac_bits)  # only `party` holds r

@@ -3,11 +3,13 @@
 Elements are ``uint64`` numpy arrays holding canonical residues in ``[0, p)``.
 
 Why hand-written: numpy has no modular 64-bit multiply, and a 61-bit product needs 122
-bits. ``mulmod`` splits each operand into 32-bit halves (``a = a1·2^32 + a0``, with
-``a1 < 2^29``), forms the four partial products (each fits in 64 bits) and reduces with
-``2^61 ≡ 1 (mod p)``, so ``2^64 ≡ 8``. Every intermediate stays below ``2^63``, so the
-whole reduction is exact in ``uint64``. Work proceeds in cache-sized chunks with
-pre-allocated scratch buffers (about 20 numpy passes per chunk, all in place).
+bits. ``mulmod`` splits each operand into a 30-bit and a 31-bit limb (``a = a1·2^31 + a0``),
+forms the four partial products (each below 2^62) and reduces with ``2^61 ≡ 1 (mod p)``, so
+``2^62 ≡ 2``: 11 numpy passes give a value below ``2^63 + 2^32`` congruent to the product,
+and one fold (5 passes) makes it canonical. Kernels that add products reduce lazily (one
+fold per sum, bounds stated at each). Work proceeds in cache-sized chunks with pre-allocated
+scratch buffers, all in place. (A float64 quotient estimate is *not* used: for 61-bit
+operands its error is about 2^10 multiples of p, far too large to correct in 64 bits.)
 
 Why this prime: MAC soundness is ``1/p ≈ 2^-61`` per check (the issue asks for at least
 2^-40), products of two 30-bit fixed-point values fit without wrap, and Mersenne reduction
@@ -35,6 +37,7 @@ __all__ = [
     "mulmod_scalar",
     "split",
     "sum_mod",
+    "sum_rows",
     "dot_mod",
     "to_field",
 ]
@@ -43,8 +46,11 @@ P: int = (1 << 61) - 1
 P_BITS = 61
 _P = np.uint64(P)
 _M32 = np.uint64(0xFFFFFFFF)
-_M29 = np.uint64((1 << 29) - 1)
-_S3, _S29, _S32, _S61 = np.uint64(3), np.uint64(29), np.uint64(32), np.uint64(61)
+_M31_INT = (1 << 31) - 1
+_M30, _M31 = np.uint64((1 << 30) - 1), np.uint64(_M31_INT)
+_M21 = np.uint64((1 << 21) - 1)
+_S1, _S21, _S30, _S31 = np.uint64(1), np.uint64(21), np.uint64(30), np.uint64(31)
+_S32, _S42, _S61 = np.uint64(32), np.uint64(42), np.uint64(61)
 CHUNK = 1 << 15  # elements per chunk: the scratch arrays of 256 KiB each stay in L2
 _threads = max(1, int(os.environ.get("PRIVCRYPT_MPC_THREADS", os.cpu_count() or 1)))
 _pool: ThreadPoolExecutor | None = None
@@ -60,17 +66,17 @@ def set_threads(n: int) -> None:
         _pool = None
 
 
-def _for_chunks(n: int, body) -> list:
-    """``body(s, e, scratch)`` for every chunk ``[s, e)`` of ``range(n)`` with 5 private
-    scratch buffers; contiguous groups of chunks run on worker threads when ``n`` is large.
-    Returns the bodies' results in chunk order."""
+def _for_chunks(n: int, body, scratch: int = 6) -> list:
+    """``body(s, e, scratch)`` for every chunk ``[s, e)`` of ``range(n)`` with ``scratch``
+    private scratch buffers of the chunk's length; contiguous groups of chunks run on worker
+    threads when ``n`` is large. Returns the bodies' results in chunk order."""
     global _pool
     chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
     groups = min(_threads, len(chunks) // 4)
 
     def run(group):
-        scratch = [np.empty(min(n, CHUNK), dtype=np.uint64) for _ in range(5)]
-        return [body(s, e, [x[: e - s] for x in scratch]) for s, e in group]
+        bufs = [np.empty(min(n, CHUNK), dtype=np.uint64) for _ in range(scratch)]
+        return [body(s, e, [x[: e - s] for x in bufs]) for s, e in group]
 
     if groups <= 1:
         return run(chunks)
@@ -87,16 +93,30 @@ def _contig(x, dtype=None) -> np.ndarray:
     return x if x.flags.c_contiguous else x.copy()
 
 
-def random_elements(rng: RandomSource, shape) -> np.ndarray:
+def random_elements(rng: RandomSource, shape, out: np.ndarray | None = None) -> np.ndarray:
     """Uniform elements of Z_p as uint64, exactly uniform.
 
     61 random bits are uniform on ``[0, 2^61) = [0, p]``; the single value ``p`` (chance
-    2^-61 per element) is redrawn, which leaves the rest uniform on ``[0, p)``."""
-    out = rng.integers(2**64, shape, dtype=np.uint64)
-    np.bitwise_and(out, _P, out=out)
-    while out.size and out.max() == _P:  # p is the largest 61-bit value: one cheap pass
-        bad = out == _P
-        out[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
+    2^-61 per element) is redrawn, which leaves the rest uniform on ``[0, p)``. ``out``: a
+    C-contiguous uint64 array of that shape to fill (the masking pass writes into it, so
+    filling part of a larger array costs no extra copy)."""
+    words = rng.integers(2**64, shape, dtype=np.uint64)
+    if out is None:
+        out = words
+    elif out.shape != words.shape or out.dtype != np.uint64 or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous uint64 array of the requested shape")
+    src, flat = words.reshape(-1), out.reshape(-1)
+
+    def mask(s, e, t):  # chunk by chunk: the max runs on data still in cache
+        np.bitwise_and(src[s:e], _P, out=flat[s:e])
+        return flat[s:e].max() == _P  # p is the largest 61-bit value
+
+    if flat.size and any(_for_chunks(flat.size, mask, scratch=0)):
+        while True:
+            bad = flat == _P
+            if not bad.any():
+                break
+            flat[bad] = rng.integers(2**64, int(bad.sum()), dtype=np.uint64) & _P
     return out
 
 
@@ -160,96 +180,149 @@ def negmod(a: np.ndarray) -> np.ndarray:
 
 
 def split(b) -> tuple:
-    """32-bit halves ``(b >> 32, b & (2^32-1))`` of canonical residues (array or int),
-    reusable across many :func:`mulmod` calls with the same right operand."""
+    """Precomputed right operand ``(2·b1, b1, b0)`` with ``b = b1·2^31 + b0`` (``b0 < 2^31``,
+    ``b1 < 2^30``) for canonical residues (array or int); reusable across many
+    :func:`mulmod` calls with the same right operand (e.g. a MAC-key share)."""
     if isinstance(b, (int, np.integer)):
         b = int(b) % P
-        return np.uint64(b >> 32), np.uint64(b & 0xFFFFFFFF)
+        return np.uint64(2 * (b >> 31)), np.uint64(b >> 31), np.uint64(b & _M31_INT)
     b = np.asarray(b, dtype=np.uint64)
-    return b >> _S32, b & _M32
+    b1 = b >> _S31
+    return b1 << _S1, b1, b & _M31
 
 
-def _mul_unreduced(a, bh, bl, t1, t2, t3, t4):
-    """t3 = a·b mod p up to the final folding: a value < 2^63 congruent to a·b (b given as
-    32-bit halves, arrays of the chunk's length or scalars). Uses t1, t2, t4 as scratch."""
-    ah, al, hh, m = t1, t2, t3, t4
-    np.right_shift(a, _S32, out=ah)
-    np.bitwise_and(a, _M32, out=al)
-    np.multiply(ah, bh, out=hh)  # < 2^58
-    np.multiply(ah, bl, out=m)
-    np.multiply(al, bh, out=ah)
-    np.add(m, ah, out=m)  # mid < 2^62
-    np.multiply(al, bl, out=al)  # lo < 2^64
-    np.left_shift(hh, _S3, out=hh)  # a1·b1·2^64 ≡ a1·b1·8, < 2^61
-    np.right_shift(m, _S29, out=ah)  # mid·2^32 = (mid>>29)·2^61 + (mid & M29)·2^32
-    np.add(hh, ah, out=hh)
-    np.bitwise_and(m, _M29, out=m)
-    np.left_shift(m, _S32, out=m)
-    np.add(hh, m, out=hh)
-    np.right_shift(al, _S61, out=ah)  # lo = (lo>>61)·2^61 + (lo & p)
-    np.add(hh, ah, out=hh)
-    np.bitwise_and(al, _P, out=al)
-    np.add(hh, al, out=hh)  # total < 3·2^61 + 2^34 < 2^63
+def _limbs(a, a1, a0):
+    """``a1 = a >> 31`` (< 2^30) and ``a0 = a & (2^31 - 1)`` for canonical ``a``."""
+    np.right_shift(a, _S31, out=a1)
+    np.bitwise_and(a, _M31, out=a0)
+
+
+def _mul_limbs(a1, a0, b, out, t1, t2):
+    """``out`` = a value below ``2^63 + 2^32`` congruent to ``a·b`` mod p, from the limbs of
+    ``a`` (:func:`_limbs`, left intact) and ``b`` as :func:`split` gives it.
+
+    With ``a = a1·2^31 + a0`` and ``b = b1·2^31 + b0``::
+
+        a·b = a1·b1·2^62 + (a1·b0 + a0·b1)·2^31 + a0·b0,   2^62 ≡ 2,  2^61 ≡ 1 (mod p)
+
+    so ``a·b ≡ a1·(2·b1) + a0·b0 + (mid >> 30) + (mid & (2^30-1))·2^31`` with
+    ``mid = a1·b0 + a0·b1 < 2^62``. The four terms are below 2^61, 2^62, 2^32 and 2^61:
+    the sum is below ``2^63 + 2^32`` and nothing wraps in uint64. 11 numpy passes."""
+    b1x2, b1, b0 = b
+    np.multiply(a1, b1x2, out=out)  # < 2^61
+    np.multiply(a1, b0, out=t1)
+    np.multiply(a0, b1, out=t2)
+    np.add(t1, t2, out=t1)  # mid < 2^62
+    np.multiply(a0, b0, out=t2)  # < 2^62
+    np.add(out, t2, out=out)
+    np.right_shift(t1, _S30, out=t2)
+    np.add(out, t2, out=out)
+    np.bitwise_and(t1, _M30, out=t1)
+    np.left_shift(t1, _S31, out=t1)
+    np.add(out, t1, out=out)
+
+
+def _mul_unreduced(a, b, t1, t2, t3, t4):
+    """t3 = a value below ``2^63 + 2^32`` congruent to ``a·b`` (``b`` from :func:`split`,
+    arrays of the chunk's length or scalars). Uses t1, t2, t4 as scratch."""
+    _limbs(a, t1, t2)
+    _mul_limbs(t1, t2, b, t3, t4, t1)  # t1 (a1) is read before it is overwritten
+
+
+def _partial_fold(x, tmp):
+    """In place: ``x`` < 2^64 to a congruent value ``<= p + 7``."""
+    np.right_shift(x, _S61, out=tmp)
+    np.bitwise_and(x, _P, out=x)
+    np.add(x, tmp, out=x)
 
 
 def _fold(x, out, tmp):
     """Canonical residue of x < 2^64 (out may alias x)."""
     np.right_shift(x, _S61, out=tmp)
     np.bitwise_and(x, _P, out=out)
-    np.add(out, tmp, out=out)  # <= p - 1 + 7
-    np.subtract(out, _P, out=tmp)
+    np.add(out, tmp, out=out)  # <= p - 1 + 7 < 2p
+    np.subtract(out, _P, out=tmp)  # wraps to a huge value when out < p
     np.minimum(out, tmp, out=out)
 
 
-def _mul_chunk(a, bh, bl, out, t1, t2, t3, t4):
+def _mul_chunk(a, b, out, t1, t2, t3, t4):
     """out = a·b mod p for one chunk (``out`` may alias ``a``)."""
-    _mul_unreduced(a, bh, bl, t1, t2, t3, t4)
+    _mul_unreduced(a, b, t1, t2, t3, t4)
     _fold(t3, out, t1)
 
 
-def muladd2(c: np.ndarray, x1: np.ndarray, s1, x2: np.ndarray, s2, out: np.ndarray | None = None) -> np.ndarray:
-    """``c + x1·b1 + x2·b2 mod p`` with ``b1``, ``b2`` public vectors given as halves (from
-    :func:`split`) of the trailing shape of ``x1``/``x2``, broadcast over leading rows.
-
-    Fused with lazy reduction: each unreduced product is below 3·2^61 + 2^34, so their sum
-    plus c stays below 7·2^61 + 2^35 < 2^64 and is folded once. Used for Beaver's
-    ``z = c + d·b + e·a``. ``out`` may alias ``c``."""
-    c = _contig(c, dtype=np.uint64)
-    out = np.empty_like(c) if out is None else out
-    n = np.size(s1[0])
-    c2, a2, b2, o2 = (_contig(v).reshape(-1, n) for v in (c, x1, x2, out))
-    h1, l1, h2, l2 = (_contig(v).reshape(-1) for v in (*s1, *s2))
-
-    def body(s, e, t):
-        acc = t[4]
-        for row in range(c2.shape[0]):
-            _mul_unreduced(a2[row, s:e], h1[s:e], l1[s:e], *t[:4])
-            np.add(c2[row, s:e], t[2], out=acc)
-            _mul_unreduced(b2[row, s:e], h2[s:e], l2[s:e], *t[:4])
-            np.add(acc, t[2], out=acc)
-            _fold(acc, o2[row, s:e], t[0])
-
-    _for_chunks(n, body)
-    return out
+def _split_into(x, parts) -> None:
+    """:func:`split` of one chunk into pre-allocated ``parts = (2·x1, x1, x0)``."""
+    np.right_shift(x, _S31, out=parts[1])
+    np.left_shift(parts[1], _S1, out=parts[0])
+    np.bitwise_and(x, _M31, out=parts[2])
 
 
-def muladd_scalar(c: np.ndarray, x: np.ndarray, s_split, out: np.ndarray | None = None) -> np.ndarray:
-    """``c + x·s mod p`` for a scalar ``s`` given as halves (from :func:`split`); ``c`` and
-    ``x`` of equal shape. One fold for the product and the sum (lazy reduction)."""
-    cf = _contig(c, dtype=np.uint64).reshape(-1)
+def beaver_combine(groups, d: np.ndarray, e: np.ndarray, de_out: np.ndarray | None = None) -> None:
+    """Beaver's local step for public canonical vectors ``d``, ``e`` (shape S): for every
+    ``(c, b, a, out)`` in ``groups`` (arrays of shape ``(rows, *S)``, ``out`` C-contiguous and
+    allowed to alias ``c``) ``out = c + d·b + e·a mod p`` row by row; with ``de_out`` (shape
+    S) also ``d·e mod p``. ``d`` and ``e`` are split once per chunk for all rows.
+
+    Lazy reduction: ``c + d·b`` (below ``2^61 + 2^63 + 2^32``) is folded once to at most
+    ``p + 4``, the second unreduced product is added (still below 2^64) and the total folded
+    once."""
+    df, ef = _contig(d, dtype=np.uint64).reshape(-1), _contig(e, dtype=np.uint64).reshape(-1)
+    n = df.size
+    rows = []
+    for c, b, a, out in groups:
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+        rows.append(tuple(_contig(v, dtype=np.uint64).reshape(-1, n) for v in (c, b, a)) + (out.reshape(-1, n),))
+    dof = None if de_out is None else de_out.reshape(-1)
+
+    def body(s, e_, t):
+        ds, es = t[5:8], t[8:11]
+        _split_into(df[s:e_], ds)
+        _split_into(ef[s:e_], es)
+        for c2, b2, a2, o2 in rows:
+            for row in range(c2.shape[0]):
+                _mul_unreduced(b2[row, s:e_], ds, t[0], t[1], t[2], t[3])
+                np.add(t[2], c2[row, s:e_], out=t[2])
+                _partial_fold(t[2], t[0])
+                _mul_unreduced(a2[row, s:e_], es, t[0], t[1], t[4], t[3])
+                np.add(t[2], t[4], out=t[2])
+                _fold(t[2], o2[row, s:e_], t[0])
+        if dof is not None:
+            _mul_limbs(ds[1], ds[2], es, t[2], t[3], t[4])  # d's limbs are (d1, d0) of its split
+            _fold(t[2], dof[s:e_], t[3])
+
+    _for_chunks(n, body, scratch=11)
+
+
+def mul_sub_rows(x: np.ndarray, s_split, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x·s - Σ_k rows[k] mod p`` for a scalar ``s`` (from :func:`split`) and canonical
+    ``rows`` of shape ``(k, *x.shape)``, ``1 <= k <= 6``: the last additive share of ``α·x``
+    given the others. Lazy: ``k·p - Σ rows`` lies in ``(0, k·p]``; for ``k <= 3`` it is added
+    to the unreduced product (``< 2^63 + 2^32 + 3·2^61 < 2^64``), for larger ``k`` the product
+    is first folded to at most ``p + 4`` (then ``(k + 2)·p < 2^64``); one final fold."""
+    k = rows.shape[0]
+    if not 1 <= k <= 6:
+        raise ValueError("mul_sub_rows takes 1 to 6 rows")
     xf = _contig(x, dtype=np.uint64).reshape(-1)
-    if cf.size != xf.size:
-        raise ValueError("c and x must have the same size")
-    out = np.empty(np.shape(c), dtype=np.uint64) if out is None else out
+    rf = _contig(rows, dtype=np.uint64).reshape(k, -1)
+    if rf.shape[1] != xf.size:
+        raise ValueError("rows must have x's shape")
+    out = np.empty(np.shape(x), dtype=np.uint64) if out is None else out
     of = out.reshape(-1)
-    sh, sl = s_split
+    kp = np.uint64(k * P)
 
     def body(s, e, t):
-        _mul_unreduced(xf[s:e], sh, sl, *t[:4])
-        np.add(cf[s:e], t[2], out=t[4])
-        _fold(t[4], of[s:e], t[0])
+        _mul_unreduced(xf[s:e], s_split, t[0], t[1], t[2], t[3])
+        if k > 3:
+            _partial_fold(t[2], t[0])
+        np.subtract(kp, rf[0, s:e], out=t[4])
+        for j in range(1, k):
+            np.subtract(t[4], rf[j, s:e], out=t[4])
+        np.add(t[2], t[4], out=t[2])
+        _fold(t[2], of[s:e], t[0])
 
-    _for_chunks(of.size, body)
+    _for_chunks(xf.size, body)
     return out
 
 
@@ -263,32 +336,31 @@ def mulmod(a: np.ndarray, b, out: np.ndarray | None = None, *, b_split=None) -> 
         out = np.empty_like(a)
     if b_split is None:
         b_split = split(b if np.ndim(b) else int(b))
-    bh, bl = b_split
-    if np.ndim(bh) == 0:
-        return mulmod_scalar(a, (bh, bl), out)
-    bh = _contig(bh).reshape(-1)
-    bl = _contig(bl).reshape(-1)
-    n = bh.size
-    if a.size % max(n, 1) or a.shape[a.ndim - np.ndim(b_split[0]):] != np.shape(b_split[0]):
-        raise ValueError(f"cannot broadcast {np.shape(b_split[0])} against {a.shape}")
+    if np.ndim(b_split[0]) == 0:
+        return mulmod_scalar(a, b_split, out)
+    shape = np.shape(b_split[0])
+    flat = [_contig(v).reshape(-1) for v in b_split]
+    n = flat[0].size
+    if a.size % max(n, 1) or a.shape[a.ndim - len(shape):] != shape:
+        raise ValueError(f"cannot broadcast {shape} against {a.shape}")
     a2, o2 = a.reshape(-1, n), out.reshape(-1, n)
 
     def body(s, e, t):
+        part = [v[s:e] for v in flat]
         for row in range(a2.shape[0]):
-            _mul_chunk(a2[row, s:e], bh[s:e], bl[s:e], o2[row, s:e], *t[:4])
+            _mul_chunk(a2[row, s:e], part, o2[row, s:e], *t[:4])
 
     _for_chunks(n, body)
     return out
 
 
 def mulmod_scalar(a: np.ndarray, b_split, out: np.ndarray | None = None) -> np.ndarray:
-    """``a·b mod p`` for a scalar b given as halves (from :func:`split`)."""
+    """``a·b mod p`` for a scalar b given by :func:`split`."""
     a = _contig(a, dtype=np.uint64)
     if out is None:
         out = np.empty_like(a)
-    bh, bl = b_split
     af, of = a.reshape(-1), out.reshape(-1)
-    _for_chunks(af.size, lambda s, e, t: _mul_chunk(af[s:e], bh, bl, of[s:e], *t[:4]))
+    _for_chunks(af.size, lambda s, e, t: _mul_chunk(af[s:e], b_split, of[s:e], *t[:4]))
     return out
 
 
@@ -299,12 +371,13 @@ def sum_mod(a: np.ndarray, axis=None):
     than 2^29 terms), then combined modulo p."""
     a = np.asarray(a, dtype=np.uint64)
     count = a.size if axis is None else a.shape[axis]
+    if axis == 0 and 2 <= count <= 7 and a.ndim > 1 and a.flags.c_contiguous:
+        return sum_rows(a)
     if axis is not None and count <= 7 and a.ndim > 1:  # 7·(p-1) < 2^64: add, then fold once
         s = a.sum(axis=axis, dtype=np.uint64)
-        t = np.right_shift(s, _S61)
-        np.bitwise_and(s, _P, out=s)
-        np.add(s, t, out=s)  # <= p - 1 + 7
-        return np.minimum(s, s - _P, out=s)
+        t = np.empty_like(s)
+        _fold(s, s, t)
+        return s
     if count >= 1 << 29:
         raise ValueError("sum_mod supports fewer than 2^29 terms per sum")
     lo = np.bitwise_and(a, _M32).sum(axis=axis, dtype=np.uint64)
@@ -315,38 +388,92 @@ def sum_mod(a: np.ndarray, axis=None):
     return addmod(mulmod_scalar(hi, split(1 << 32)), lo % _P)
 
 
-def dot_mod(r: np.ndarray, a: np.ndarray) -> list[int]:
-    """``Σ_j r_j·a[..., j] mod p`` for a public coefficient vector ``r`` of length N and
-    ``a`` of shape (N,) or (rows, N). Returns a list of Python ints (one per row)."""
-    r = np.asarray(r, dtype=np.uint64).reshape(-1)
-    a2 = np.asarray(a, dtype=np.uint64).reshape(-1, r.size)
-    rs = split(r)
+def sum_rows(a: np.ndarray, minus: np.ndarray | None = None, sub: np.ndarray | None = None):
+    """``v = Σ_k a[k] mod p`` for 2 to 7 canonical rows (7·(p-1) < 2^64: add, then fold
+    once), chunk by chunk so the running sum stays in cache. ``sub`` (rows shaped like
+    ``a``): ``v = Σ_k a[k] - Σ_k sub[k]`` instead, without forming the differences. With
+    ``minus`` (canonical, the shape of one row) returns ``(v, v - minus mod p)`` from the same
+    pass: a partial opening and the value its MAC shares authenticate."""
+    k = a.shape[0]
+    if not 2 <= k <= 7 or (sub is not None and sub.shape != a.shape):
+        raise ValueError("sum_rows takes 2 to 7 rows (and sub of the same shape)")
+    rows = _contig(a).reshape(k, -1)
+    neg = None if sub is None else _contig(sub).reshape(k, -1)
+    out = np.empty(a.shape[1:], dtype=np.uint64)
+    of = out.reshape(-1)
+    diff = None if minus is None else np.empty(a.shape[1:], dtype=np.uint64)
+    mf = None if minus is None else _contig(minus, dtype=np.uint64).reshape(-1)
+    if mf is not None and mf.size != of.size:
+        raise ValueError("minus must have the shape of one row")
+
+    def add_rows(m, s, e, acc):
+        np.add(m[0, s:e], m[1, s:e], out=acc)
+        for j in range(2, k):
+            np.add(acc, m[j, s:e], out=acc)
 
     def body(s, e, t):
-        return [_dot_chunk(a2[row, s:e], rs[0][s:e], rs[1][s:e], *t[:4]) for row in range(a2.shape[0])]
+        add_rows(rows, s, e, t[0])
+        _fold(t[0], of[s:e], t[1])
+        if neg is not None:
+            add_rows(neg, s, e, t[0])
+            _fold(t[0], t[0], t[1])
+            _sub_kernel(of[s:e], t[0], of[s:e], t[1])
+        if mf is not None:
+            _sub_kernel(of[s:e], mf[s:e], diff.reshape(-1)[s:e], t[1])
 
-    per_chunk = _for_chunks(r.size, body)
-    return [sum(c[row] for c in per_chunk) % P for row in range(a2.shape[0])]
+    _for_chunks(of.size, body, scratch=2)
+    return out if minus is None else (out, diff)
 
 
-def _dot_chunk(a, bh, bl, ah, al, hh, m) -> int:
-    """``Σ a·b`` over one chunk (at most 2^31 terms), exact, as a Python int (not reduced).
+#: Terms per exact block sum in :func:`dot_mod`: each limb product is below 2^53, so 2^11
+#: of them sum below 2^64 without wrapping.
+DOT_BLOCK = 1 << 11
 
-    Lazy reduction: the partial products ``a1·b1`` (< 2^58), ``a1·b0 + a0·b1`` (< 2^62) and
-    ``a0·b0`` (< 2^64) are summed as 32-bit halves (no wrap in uint64), and only the six
-    totals are recombined, with ``2^64 ≡ 8``, in Python integers."""
-    np.right_shift(a, _S32, out=ah)
-    np.bitwise_and(a, _M32, out=al)
-    np.multiply(ah, bh, out=hh)
-    np.multiply(ah, bl, out=m)
-    np.multiply(al, bh, out=ah)
-    np.add(m, ah, out=m)
-    np.multiply(al, bl, out=al)
-    total = 0
-    for part, weight in ((hh, 8), (m, 1 << 32), (al, 1)):
-        np.right_shift(part, _S32, out=ah)
-        high = int(ah.sum(dtype=np.uint64))
-        np.bitwise_and(part, _M32, out=part)
-        low = int(part.sum(dtype=np.uint64))
-        total += weight * ((high << 32) + low)
-    return total
+
+def dot_mod(r: np.ndarray, *arrays: np.ndarray) -> list[int]:
+    """``Σ_j r_j·a[..., j] mod p`` for canonical ``r`` of length N and every row of every
+    ``a`` in ``arrays`` (each of shape (N,) or (rows, N), or a pair ``(A, B)`` standing for
+    ``A - B mod p``). Returns a list of Python ints, one per row, in order.
+
+    Exact without per-element reduction: per cache-sized chunk, ``r`` is cut into three
+    21-bit limbs (``r = r2·2^42 + r1·2^21 + r0``, ``r2 < 2^19``, shared by all rows) and each
+    row into 32-bit halves (``a = a1·2^32 + a0``, ``a1 < 2^29``). The six limb products are
+    below ``2^32·2^21 = 2^53``, so blocks of :data:`DOT_BLOCK` = 2^11 of them sum in uint64
+    without wrapping (``np.add.reduceat``); the block sums are recombined with their weights
+    ``2^(21k + 32h)`` in Python integers and reduced once."""
+    r = np.asarray(r, dtype=np.uint64).reshape(-1)
+    rows = []
+    for a in arrays:
+        if isinstance(a, tuple):  # (A, B): the rows of A - B mod p, formed chunk by chunk
+            a2, b2 = (np.asarray(v, dtype=np.uint64).reshape(-1, r.size) for v in a)
+            rows.extend(zip(a2, b2))
+        else:
+            rows.extend(np.asarray(a, dtype=np.uint64).reshape(-1, r.size))
+    weights = [[1 << (21 * k + 32 * h) for k in range(3)] for h in (0, 1)]
+
+    def body(s, e, t):
+        starts = np.arange(0, e - s, DOT_BLOCK)
+        rc, limbs = r[s:e], t[3:6]
+        np.bitwise_and(rc, _M21, out=limbs[0])
+        np.right_shift(rc, _S21, out=limbs[1])
+        np.bitwise_and(limbs[1], _M21, out=limbs[1])
+        np.right_shift(rc, _S42, out=limbs[2])
+        totals = []
+        for x in rows:
+            if isinstance(x, tuple):
+                _sub_kernel(x[0][s:e], x[1][s:e], t[6], t[2])
+                x = t[6]
+            else:
+                x = x[s:e]
+            np.bitwise_and(x, _M32, out=t[0])
+            np.right_shift(x, _S32, out=t[1])
+            total = 0
+            for half in (0, 1):
+                for w, limb in zip(weights[half], limbs):
+                    np.multiply(t[half], limb, out=t[2])
+                    total += w * sum(np.add.reduceat(t[2], starts).tolist())
+            totals.append(total)
+        return totals
+
+    per_chunk = _for_chunks(r.size, body, scratch=7)
+    return [sum(c[i] for c in per_chunk) % P for i in range(len(rows))]

@@ -84,7 +84,8 @@ class MacCheck:
 
     def fold(self, values: np.ndarray, macs: np.ndarray) -> None:
         """Add partially opened ``values`` (shape S) with the parties' MAC shares
-        (shape (n, *S)) to the running combination, with fresh jointly tossed coefficients."""
+        (shape (n, *S), or a pair ``(M, M')`` standing for ``M - M'``, the MAC shares of a
+        difference) to the running combination, with fresh jointly tossed coefficients."""
         values = np.asarray(values, dtype=np.uint64).reshape(-1)
         if values.size == 0:
             return
@@ -94,8 +95,13 @@ class MacCheck:
         # stream of DeterministicRandom is a proper PRG use; these coins are public.
         coins = DeterministicRandom(coin_toss(self._n, label, rng=self._rng))
         r = field.random_elements(coins, values.size)
-        self._a = (self._a + field.dot_mod(r, values)[0]) % field.P
-        for i, g in enumerate(field.dot_mod(r, macs.reshape(self._n, -1))):
+        if isinstance(macs, tuple):
+            macs = tuple(m.reshape(self._n, -1) for m in macs)
+        else:
+            macs = macs.reshape(self._n, -1)
+        a, *gammas = field.dot_mod(r, values, macs)
+        self._a = (self._a + a) % field.P
+        for i, g in enumerate(gammas):
             self._gamma[i] = (self._gamma[i] + g) % field.P
         self.pending += values.size
 

@@ -85,24 +85,21 @@ def test_threaded_kernels_agree_with_single_thread():
 
 
 @given(residues, residues)
-def test_fused_muladd2(u, v):
+def test_fused_beaver_combine(u, v):
     rng = DeterministicRandom(u ^ v)
     n = 40
     c, x1, x2 = (field.random_elements(rng, (3, n)) for _ in range(3))
+    m = field.random_elements(rng, (2, n))
     b1, b2 = field.random_elements(rng, n), field.random_elements(rng, n)
     b1[0], b2[0] = u, v
     c[:, 1], x1[:, 1], x2[:, 1] = P - 1, P - 1, P - 1  # extremes
     b1[1] = b2[1] = P - 1
-    got = field.muladd2(c, x1, field.split(b1), x2, field.split(b2))
     want = [[(int(c[i, j]) + int(x1[i, j]) * int(b1[j]) + int(x2[i, j]) * int(b2[j])) % P
              for j in range(n)] for i in range(3)]
-    assert got.tolist() == want
-
-
-@given(residues)
-def test_fused_muladd_scalar(s):
-    rng = DeterministicRandom(s)
-    c, x = field.random_elements(rng, 30), field.random_elements(rng, 30)
-    c[0] = x[0] = P - 1
-    got = field.muladd_scalar(c, x, field.split(s))
-    assert got.tolist() == [(int(ci) + int(xi) * s) % P for ci, xi in zip(c, x)]
+    want_m = [[(int(m[i, j]) + int(x1[i, j]) * int(b1[j]) + int(x2[i, j]) * int(b2[j])) % P
+               for j in range(n)] for i in range(2)]
+    de = np.empty(n, dtype=np.uint64)
+    out = np.empty_like(m)
+    field.beaver_combine([(c, x1, x2, c), (m, x1[:2], x2[:2], out)], b1, b2, de_out=de)
+    assert c.tolist() == want and out.tolist() == want_m
+    assert de.tolist() == [int(x) * int(y) % P for x, y in zip(b1, b2)]

@@ -20,7 +20,7 @@ def tampered(s: Shared, party: int, index: int, delta: int, mac: bool) -> Shared
     target = macs if mac else shares
     flat = target.reshape(s.n_parties, -1)
     flat[party, index] = np.uint64((int(flat[party, index]) + delta) % P)
-    return Shared(shares, macs, s.frac_bits, s.bound)
+    return Shared(shares, macs, s.frac_bits, s.bound, s.offset)
 
 
 def test_thousands_of_random_tamperings_all_detected():
@@ -41,6 +41,7 @@ def test_thousands_of_random_tamperings_all_detected():
         except MacCheckFailed:
             pass
     assert misses == 0
+    assert np.allclose(eng.open(tampered(x, 0, 0, 0, False)), np.linspace(-8, 8, 8), atol=2.0**-17)  # a copy opens
     assert np.allclose(eng.open(x), np.linspace(-8, 8, 8), atol=2.0**-17)  # honest open passes
 
 
@@ -86,7 +87,7 @@ def test_tampering_inside_multiplication_and_truncation_is_detected():
 def test_changing_sigma_after_commitment_is_detected():
     eng = engine(4)
     x = eng.share(np.array([1.0]))
-    eng._partial_open(x.shares, x.macs)
+    eng._partial_open(x)
     check: MacCheck = eng._mac_check
     sig = check.sigmas()
     with pytest.raises(MacCheckFailed, match="committed"):
@@ -102,3 +103,27 @@ def test_commitments():
     assert not verify_opening(c, b"sigma", nonce[:16])
     c2, nonce2 = commit(b"sigma", rng=rng)
     assert c2 != c and nonce2 != nonce  # hiding: fresh nonce each time
+
+
+def test_tampering_after_public_offsets_is_detected():
+    """Results that carry a public MAC offset (inputs, public additions, Beaver products,
+    truncations, sums) open correctly and still catch every tampering."""
+    eng = engine(7)
+    x, y = eng.share(np.array([1.5, -2.0, 0.25])), eng.share(np.array([0.5, 3.0, -1.0]))
+    results = {
+        "input": (x, [1.5, -2.0, 0.25]),
+        "add_public": (eng.add_public(x, [1.0, 2.0, -3.0]), [2.5, 0.0, -2.75]),
+        "mul": (eng.mul(x, y, truncate=False), [0.75, -6.0, -0.25]),
+        "mul+truncate": (eng.mul(x, y), [0.75, -6.0, -0.25]),
+        "mul_public": (eng.mul_public(x, 3), [4.5, -6.0, 0.75]),
+        "sum": (eng.sum(eng.add_public(x, 1.0)), 2.75),
+    }
+    pick = DeterministicRandom("offsets")
+    for name, (s, want) in results.items():
+        assert s.offset is not None, name
+        assert np.allclose(eng.open(s), want, atol=2.0**-15), name
+        for t in range(40):
+            party, index = int(pick.integers(3)), int(pick.integers(max(s.size, 1)))
+            bad = tampered(s, party, index, int(pick.integers(P - 1)) + 1, bool(t % 2))
+            with pytest.raises(MacCheckFailed):
+                eng.open(bad)
