@@ -40,7 +40,9 @@ class AggregationResult:
 
     ``mean``: float64 weighted mean of the survivors' updates.
     ``bytes_up`` / ``bytes_down``: serialized bytes sent by clients / received by clients in
-    the round, summed over all clients, set-up messages included.
+    the round, summed over all clients, set-up messages included. ``bytes_down`` counts the
+    protocol's own messages (keys, relayed shares, a ciphertext a client must decrypt) but
+    not a broadcast of the plaintext mean, which the FL layer sends as the next model.
     ``survivors``: the client ids whose inputs are in the mean.
     ``stats``: backend-specific extras (e.g. clipped-value counts, rejected clients).
     """
