@@ -40,6 +40,7 @@ from privcrypt.he import Accumulator, CkksContext, blob, decrypt, encrypt, get_p
 from privcrypt.he.client import FLOAT_REL_ERROR, _rounding_step
 from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
+from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import BROADCAST, SERVER, Message
 
 __all__ = ["CkksAggregator", "CkksKeyDealer", "CkksClient", "CkksServer"]
@@ -191,21 +192,25 @@ class CkksAggregator(SecureAggregator):
         clients = {cid: self._client(cid) for cid in upd}  # provisioning happens before the round
         round_id = self._rng.bytes(16)
         server = CkksServer(round_id, self._server_ctx, wn, dim, mode=self.mode, min_clients=self.min_clients)
-        bytes_up = bytes_down = 0
-        self.server_view = []
+        log = RoundLog(record=self.record_view)
         for cid, x in upd.items():
             if cid in dropped:
                 continue  # a dropped client simply sends nothing
-            msg = clients[cid].upload(round_id, x, wn[cid])
-            bytes_up += len(msg)
-            if self.record_view:
-                self.server_view.append(msg)
-            server.receive(msg)
-        result = server.finish()  # ProtocolAbort below min_clients
+            with log.client_cpu(cid):
+                msg = clients[cid].upload(round_id, x, wn[cid])
+            log.up(cid, msg)
+            with log.server_cpu():
+                server.receive(msg)
+        with log.server_cpu():
+            result = server.finish()  # ProtocolAbort below min_clients
         survivors = frozenset(server.received)
-        bytes_down = len(result) * len(survivors)  # broadcast to every survivor
+        for cid in sorted(survivors):  # the encrypted mean goes to every survivor
+            log.down(cid, result)
         # Every survivor would decrypt the same bytes to the same rounded mean; one does here.
-        mean, info = clients[min(survivors)].receive_result(round_id, result)
+        with log.client_cpu(min(survivors)):
+            mean, info = clients[min(survivors)].receive_result(round_id, result)
+        self.server_view = log.server_view
         stats = {"mode": self.mode, "atol": info["error_bound"], "rounding_step": info["rounding_step"],
-                 "provisioning_bytes": self.provisioning_bytes, "params": self.params.name}
-        return AggregationResult(mean, bytes_up, bytes_down, survivors, stats)
+                 "provisioning_bytes": self.provisioning_bytes, "params": self.params.name,
+                 **log.stats()}
+        return AggregationResult(mean, log.bytes_up, log.bytes_down, survivors, stats)
