@@ -17,7 +17,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[all]' --config-settings editable_mode=compat
+	$(PIP) install -q -e '.[all]'
 	touch $(STAMP)
 
 venv: $(STAMP)
