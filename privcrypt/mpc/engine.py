@@ -170,23 +170,21 @@ class SpdzEngine:
     # -- linear operations (local, no communication) -------------------------------------
     def add(self, x: Shared, y: Shared) -> Shared:
         """[x + y]. Scales must match; the declared bounds add."""
-        self._same_shape(x, y)
-        if x.frac_bits != y.frac_bits:
-            raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
-        bound = x.bound + y.bound
-        check_fits(bound, x.frac_bits, "add")
-        return Shared(field.addmod(x.shares, y.shares), field.addmod(x.macs, y.macs), x.frac_bits, bound,
-                      self._offset_sum(x.offset, y.offset))
+        return self._add_or_sub(x, y, subtract=False)
 
     def sub(self, x: Shared, y: Shared) -> Shared:
         """[x - y]. Scales must match; the declared bounds add."""
+        return self._add_or_sub(x, y, subtract=True)
+
+    def _add_or_sub(self, x: Shared, y: Shared, *, subtract: bool) -> Shared:
         self._same_shape(x, y)
         if x.frac_bits != y.frac_bits:
             raise ValueError(f"fixed-point scales differ: {x.frac_bits} vs {y.frac_bits}")
         bound = x.bound + y.bound
-        check_fits(bound, x.frac_bits, "sub")
-        return Shared(field.submod(x.shares, y.shares), field.submod(x.macs, y.macs), x.frac_bits, bound,
-                      self._offset_sum(x.offset, y.offset, subtract=True))
+        check_fits(bound, x.frac_bits, "sub" if subtract else "add")
+        op = field.submod if subtract else field.addmod
+        return Shared(op(x.shares, y.shares), op(x.macs, y.macs), x.frac_bits, bound,
+                      self._offset_sum(x.offset, y.offset, subtract=subtract))
 
     def add_public(self, x: Shared, c) -> Shared:
         """[x + c] for a public float scalar or array of x's shape."""
