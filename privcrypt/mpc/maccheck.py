@@ -29,7 +29,7 @@ import hmac
 
 import numpy as np
 
-from privcrypt.exceptions import MacCheckFailed
+from privcrypt.exceptions import MacCheckFailed, ProtocolAbort
 from privcrypt.mpc import field
 from privcrypt.rng import DeterministicRandom, RandomSource
 
@@ -75,7 +75,21 @@ class MacCheck:
         self._n = len(self._alpha)
         self._checks = 0
         self._folds = 0
+        #: Set by the first failed check. SPDZ's abort is final: a value computed from a
+        #: tampered opening (e.g. a Beaver product after a tampered ``d``) is consistently
+        #: authenticated to the wrong value, and the only evidence was in the discarded
+        #: batch, so nothing may be opened after a failure.
+        self.aborted = False
         self._reset()
+
+    def _ensure_live(self) -> None:
+        if self.aborted:
+            raise ProtocolAbort("an earlier MAC check failed; every value of this engine is "
+                                "untrusted: start a new one", stage="mac_check")
+
+    def _fail(self, message: str):
+        self.aborted = True
+        raise MacCheckFailed(message)
 
     def _reset(self) -> None:
         self._a = 0
@@ -86,6 +100,7 @@ class MacCheck:
         """Add partially opened ``values`` (shape S) with the parties' MAC shares
         (shape (n, *S), or a pair ``(M, M')`` standing for ``M - M'``, the MAC shares of a
         difference) to the running combination, with fresh jointly tossed coefficients."""
+        self._ensure_live()
         values = np.asarray(values, dtype=np.uint64).reshape(-1)
         if values.size == 0:
             return
@@ -114,6 +129,7 @@ class MacCheck:
 
         ``tamper_sigma`` (tests only) maps a party to the σ it *opens* after committing,
         to exercise the commitment check. Raises ``MacCheckFailed``."""
+        self._ensure_live()
         self._checks += 1
         sig = self.sigmas()
         self._reset()
@@ -126,7 +142,7 @@ class MacCheck:
                 enc[i] = tag + i.to_bytes(4, "little") + sig[i].to_bytes(8, "little")
         for (cm, nonce), e in zip(commitments, enc):  # round 2: open, everyone verifies
             if not verify_opening(cm, e, nonce):
-                raise MacCheckFailed("a party opened a MAC-check value it had not committed to")
+                self._fail("a party opened a MAC-check value it had not committed to")
         if sum(sig) % field.P != 0:
-            raise MacCheckFailed("MAC check failed: a share or MAC share of an opened value "
-                                 "was altered; discard everything opened since the last check")
+            self._fail("MAC check failed: a share or MAC share of an opened value "
+                       "was altered; discard everything opened since the last check")
