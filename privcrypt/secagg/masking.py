@@ -29,11 +29,12 @@ carrying the 16-byte round id and the stage name:
 
 Threat model: semi-honest (honest-but-curious) server colluding with fewer than ``t``
 clients learns nothing about an individual update beyond the survivors' sum. Each masked
-vector is uniform mod R on its own. A *malicious* server can lie about who dropped (tell
-some holders that u dropped and others that u survived) and, when ``t <= (k+1)/2``, gather
-both ``b_u`` and ``s_u`` and unmask u's input; this implementation has no consistency-check
-round (Bonawitz's signatures), so against an active server use ``threshold > (k+1)/2`` and
-treat the guarantee as semi-honest only. Client-to-server messages are not authenticated
+vector is uniform mod R on its own. A *malicious* server is NOT protected against: it can
+lie about who dropped (telling some holders that u dropped and others that u survived) to
+gather both ``b_u`` and ``s_u``, and, since client public keys are not authenticated (no
+PKI, no signatures), it can hand a client invented neighbours, decrypt its shares and
+remove every mask itself, for any threshold. That needs signed key advertisements and
+Bonawitz's consistency-check round, which are not implemented. Client-to-server messages are not authenticated
 (run it over TLS); relayed shares are.
 
 Dropout: a round completes when at least ``max(min_clients, t)`` clients send their masked
@@ -521,7 +522,16 @@ class MaskingServer:
             what = "self-mask seed" if kind == 0 else "mask key"
             raise ProtocolAbort(f"{len(pts)} shares of client {owner}'s {what}, threshold {self.t}",
                                 stage=UNMASK)
-        return shamir.combine(pts, self.t)
+        # Integrity: with more than t shares, two different t-subsets must agree. One wrong
+        # share (a faulty or malicious holder) changes the two reconstructions by different
+        # Lagrange multiples, so it is caught; with exactly t shares it cannot be.
+        xs = sorted(pts)
+        secret = shamir.combine({x: pts[x] for x in xs[:self.t]}, self.t)
+        if len(xs) > self.t and shamir.combine({x: pts[x] for x in xs[-self.t:]}, self.t) != secret:
+            what = "self-mask seed" if kind == 0 else "mask key"
+            raise ProtocolAbort(f"inconsistent shares of client {owner}'s {what} (a holder sent a "
+                                "wrong share)", stage=UNMASK)
+        return secret
 
     def finish(self) -> np.ndarray:
         """Remove all masks; return ``sum q_u mod R`` over the survivors (exact)."""

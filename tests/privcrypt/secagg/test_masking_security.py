@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from privcrypt import shamir
 from privcrypt.encoding import Quantizer
 from privcrypt.exceptions import InvalidTag, MalformedInput, ProtocolAbort
 from privcrypt.rng import DeterministicRandom
@@ -252,3 +253,20 @@ def test_malformed_masked_input_is_rejected(cut):
 
     with pytest.raises(MalformedInput):
         run_round(server, clients, intercept=truncate)
+
+
+def test_a_wrong_share_from_one_holder_aborts_instead_of_corrupting_the_mean():
+    """Review finding: a reconstructed self-mask seed has no public check, so one holder's
+    wrong share used to give a wrong mean silently. With more than t shares the server now
+    compares two reconstructions and aborts."""
+    ups = data(10, 64)
+    server, clients = make_round(ups)
+    run_round(server, clients)
+    holder = sorted(server.unmask_resp)[0]
+    owner = next(o for o, (kind, _) in server.unmask_resp[holder].items() if kind == 0)
+    kind, y = server.unmask_resp[holder][owner]
+    server.unmask_resp[holder][owner] = (kind, (y + 1) % shamir.PRIME)
+    with pytest.raises(ProtocolAbort) as exc:
+        server.finish()
+    assert exc.value.stage == "unmasking" and "inconsistent" in str(exc.value)
+
