@@ -76,7 +76,8 @@ def verify_range(engine, x: Shared, bits: Shared, B: int, *, label: bytes,
     quad = engine.sub(sq, bits)                                     # [b² - b]
     coins = engine.public_coins(b"range-proof/" + bytes(label), d * L + d)
     r, s = coins[: d * L].reshape(d, L), coins[d * L:]
-    s_w = field.mulmod(np.repeat(s[:, None], L, axis=1), field.to_field(np.array(w, dtype=object)))
+    w_full = np.broadcast_to(field.to_field(np.array(w, dtype=object)), (d, L))
+    s_w = field.mulmod(np.repeat(s[:, None], L, axis=1), np.ascontiguousarray(w_full))  # s_c·w_j
     s_sum = field.sum_mod(s)
     check_bits = engine.combine_public([(quad, r)])
     # Σ_c s_c (Σ_j w_j b_cj - v_c - B) = ⟨s⊗w, b⟩ + ⟨-s, v⟩ - B·Σ s
