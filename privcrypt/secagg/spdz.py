@@ -11,20 +11,27 @@ the round id and stage bound in; ``bytes_up`` / ``bytes_down`` are their real le
    to anyone without ``r``. The parties compare SHA-256 digests of the ``δ`` they received
    (echo broadcast); a client that sent different ``δ`` to different parties is excluded.
    Each party sets ``[x] = [r] + δ`` (SPDZ's input protocol: the client never needs the MAC
-   key). Clients in ``dropped`` receive their setup message and then send nothing.
-3. ``norm_check`` (only with ``norm_bound``): the parties compute ``[‖x‖²]`` with Beaver
+   key). Clients in ``dropped`` receive their setup message and then send nothing. With input
+   validation (``norm_bound`` or ``verify_range``) the vector also carries the ``L`` bits of
+   ``encode(x) + B`` per coordinate, masked alike; a malformed message excludes its sender.
+3. ``range_check`` (with ``norm_bound`` or ``verify_range``): in-MPC range proof
+   (:mod:`privcrypt.mpc.rangeproof`) that every encoded coordinate lies in ``[-B, B]``,
+   ``B = ceil(clip·2^f)``; failing clients are listed in ``stats["rejected_range"]``.
+4. ``norm_check`` (only with ``norm_bound``): the parties compute ``[‖x‖²]`` with Beaver
    triples and open *that scalar only* (MAC-checked); a client with ``‖x‖ > norm_bound`` is
    left out of the sum and listed in ``stats["rejected_norm"]``.
-4. ``aggregate``: each party locally forms its share of ``Σ w_k·x_k`` (public integer
+5. ``aggregate``: each party locally forms its share of ``Σ w_k·x_k`` (public integer
    weights) and the parties open the sum after the MAC check; the mean is sum / Σ w_k.
 
 Threat model: the trusted dealer is semi-honest and does not collude. Any coalition of at
 most ``n_parties - 1`` compute parties learns nothing about an individual update except,
 with ``norm_bound`` set, each client's squared norm (which the check opens). A compute party
 that alters a share, a MAC share or an opened value is detected at the MAC check:
-``MacCheckFailed``, the round aborts and no result is released. Clients are trusted to
-encode their own update (nothing stops a client from choosing its input; the norm check
-bounds its influence). There is **no tolerance for a compute party dropping out**: additive
+``MacCheckFailed``, the round aborts and no result is released. A malicious client chooses
+its masked input freely, so its shared value can be any element of Z_p: with ``norm_bound``
+or ``verify_range`` the range proof and norm check limit it to ``|x_i| <= clip`` and
+``‖x‖ <= norm_bound`` (cheating passes with probability ``<= 2/p``); **without them a
+malicious client can submit any field element and corrupt the sum**. There is **no tolerance for a compute party dropping out**: additive
 sharing needs every party's share; use the ``masking`` backend (Shamir-shared seeds) when
 share holders may drop. Client dropouts are fine: survivors below ``min_clients`` ->
 ``ProtocolAbort`` naming the stage, never a partial result. Channels between dealer, clients
@@ -171,6 +178,19 @@ class SpdzAggregator(SecureAggregator):
       opens that scalar) and nothing else about the update.
     * Integrity: a compute party that alters a share, a MAC share or an opened value is
       detected at the MAC check: ``MacCheckFailed``, the round aborts, no mean is released.
+    * Malicious clients: a client chooses its masked input, so its shared value can be any
+      element of Z_p regardless of ``clip``. With ``norm_bound`` set (or
+      ``verify_range=True``) an in-MPC range proof runs before the norm check and the sum:
+      the client also inputs the bits of ``encode(x) + B`` (``B = ceil(clip·2^f)``) and the
+      parties check, with jointly tossed random linear combinations (MAC-checked), that they
+      are bits and recombine to the input; soundness error ``<= 2/p`` per client. A client
+      then submits at most an in-range update (``|x_i| <= clip``) with
+      ``‖x‖ <= norm_bound``; one that fails is listed in ``stats["rejected_range"]`` and the
+      round goes on. Because accepted coordinates are in ``[-B, B]``, ``‖v‖² <= dim·B²``;
+      ``dim·B² >= 2^59`` raises ``UnsupportedParameters`` up front, so the opened norm is
+      exact (no wrap mod p). **Without** ``norm_bound``/``verify_range`` a malicious client
+      can submit any field element and corrupt the sum arbitrarily (it wraps silently).
+      Cost: ``L = bitlen(2B)`` extra inputs and Beaver triples per coordinate (docs/mpc.md).
     * Trust: the dealer is semi-honest and does not collude with the parties; channels are
       private and authenticated (TLS in deployment).
     * Dropout: clients in ``dropped`` (silent after set-up) are left out; fewer than
@@ -180,8 +200,9 @@ class SpdzAggregator(SecureAggregator):
 
     Parameters: ``n_parties`` (>= 2); ``frac_bits`` (fixed-point bits); ``clip`` (each
     coordinate is clipped to ``±clip``, counted in ``stats["clipped"]``); ``norm_bound``
-    (reject clients with ``‖x‖₂ > norm_bound``, listed in ``stats["rejected_norm"]``);
-    ``min_clients``; ``rng`` (``privcrypt.rng`` source); ``record_view`` (keep every message
+    (reject clients with ``‖x‖₂ > norm_bound``, listed in ``stats["rejected_norm"]``; turns
+    on the range proof); ``min_clients``; ``verify_range`` (the range proof without a norm
+    bound); ``rng`` (``privcrypt.rng`` source); ``record_view`` (keep every message
     compute party 0 received in ``stats["server_view"]``). ``atol = 2^-frac_bits``.
     """
 
