@@ -349,7 +349,7 @@ class SpdzAggregator(SecureAggregator):
                     continue
             acc = timed("parties", parties[0].weighted_sum, engine, acc, xk, wint[cid])
             accepted.append(cid)
-        check_survivors(len(accepted), self.min_clients, "norm_check" if self.verify_range else "aggregate")
+        check_survivors(len(accepted), self.min_clients, "norm_check")
         total = timed("parties", lambda: engine.open(acc))
         mean = total / float(sum(wint[c] for c in accepted))
 
