@@ -28,9 +28,9 @@ import numpy as np
 from privcrypt.encoding import FixedPoint
 from privcrypt.mpc import codec, field
 from privcrypt.mpc.dealer import OneShot, TrustedDealer
-from privcrypt.mpc.maccheck import MacCheck
+from privcrypt.mpc.maccheck import MacCheck, coin_toss
 from privcrypt.mpc.shares import Shared, check_fits
-from privcrypt.rng import RandomSource, resolve_rng
+from privcrypt.rng import DeterministicRandom, RandomSource, resolve_rng
 
 __all__ = ["SpdzEngine"]
 
@@ -229,6 +229,36 @@ class SpdzEngine:
             sh, mc = field.sum_mod(x.shares, axis=ax), field.sum_mod(x.macs, axis=ax)
             off = None if off is None else np.array(field.sum_mod(off, axis=ax - 1), dtype=np.uint64, order="C")
         return Shared(np.ascontiguousarray(sh), np.ascontiguousarray(mc), x.frac_bits, bound, off)
+
+    def combine_public(self, terms, constant: int = 0) -> Shared:
+        """``[Σ_k ⟨c_k, x_k⟩ + constant]`` as a 0-d secret of raw residues (scale 0, bound
+        the whole field): each ``(x_k, c_k)`` pairs a :class:`Shared` with public residues
+        ``c_k`` of its shape; ``constant`` is a public integer. Local (no communication):
+        each party combines its own share row and MAC-share row; the public offsets combine
+        alike. For random-linear-combination checks whose result is opened with
+        :meth:`open_residues` and compared with 0, so no fixed-point bound applies."""
+        n = self.n_parties
+        sh, mc, off = [0] * n, [0] * n, 0
+        for x, c in terms:
+            c = field.to_field(np.broadcast_to(np.asarray(c, dtype=np.uint64), x.shape)).reshape(-1)
+            rows = field.dot_mod(c, x.shares.reshape(n, -1), x.macs.reshape(n, -1))
+            sh = [a + b for a, b in zip(sh, rows[:n])]
+            mc = [a + b for a, b in zip(mc, rows[n:])]
+            if x.offset is not None:
+                off += field.dot_mod(c, x.offset.reshape(-1))[0]
+        k = int(constant) % field.P
+        sh[0] += k  # a public constant: party 0's share and the public offset (no MAC work)
+        out = Shared(np.array([v % field.P for v in sh], dtype=np.uint64),
+                     np.array([v % field.P for v in mc], dtype=np.uint64), 0, float(field.P),
+                     np.array((off + k) % field.P, dtype=np.uint64))
+        return out
+
+    def public_coins(self, label: bytes, size: int) -> np.ndarray:
+        """``size`` public uniform elements of Z_p from a joint coin toss (commit-then-open,
+        as in the MAC check): unpredictable to any coalition lacking one honest party. Call it
+        only after everything the coins must be independent of is fixed (e.g. inputs)."""
+        coins = DeterministicRandom(coin_toss(self.n_parties, b"public-coins/" + bytes(label), rng=self._rng))
+        return field.random_elements(coins, int(size))
 
     # -- multiplication ------------------------------------------------------------------
     def mul(self, x: Shared, y: Shared, *, truncate: bool = True, triples: OneShot | None = None) -> Shared:

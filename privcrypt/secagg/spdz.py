@@ -11,20 +11,27 @@ the round id and stage bound in; ``bytes_up`` / ``bytes_down`` are their real le
    to anyone without ``r``. The parties compare SHA-256 digests of the ``δ`` they received
    (echo broadcast); a client that sent different ``δ`` to different parties is excluded.
    Each party sets ``[x] = [r] + δ`` (SPDZ's input protocol: the client never needs the MAC
-   key). Clients in ``dropped`` receive their setup message and then send nothing.
-3. ``norm_check`` (only with ``norm_bound``): the parties compute ``[‖x‖²]`` with Beaver
+   key). Clients in ``dropped`` receive their setup message and then send nothing. With input
+   validation (``norm_bound`` or ``verify_range``) the vector also carries the ``L`` bits of
+   ``encode(x) + B`` per coordinate, masked alike; a malformed message excludes its sender.
+3. ``range_check`` (with ``norm_bound`` or ``verify_range``): in-MPC range proof
+   (:mod:`privcrypt.mpc.rangeproof`) that every encoded coordinate lies in ``[-B, B]``,
+   ``B = ceil(clip·2^f)``; failing clients are listed in ``stats["rejected_range"]``.
+4. ``norm_check`` (only with ``norm_bound``): the parties compute ``[‖x‖²]`` with Beaver
    triples and open *that scalar only* (MAC-checked); a client with ``‖x‖ > norm_bound`` is
    left out of the sum and listed in ``stats["rejected_norm"]``.
-4. ``aggregate``: each party locally forms its share of ``Σ w_k·x_k`` (public integer
+5. ``aggregate``: each party locally forms its share of ``Σ w_k·x_k`` (public integer
    weights) and the parties open the sum after the MAC check; the mean is sum / Σ w_k.
 
 Threat model: the trusted dealer is semi-honest and does not collude. Any coalition of at
 most ``n_parties - 1`` compute parties learns nothing about an individual update except,
 with ``norm_bound`` set, each client's squared norm (which the check opens). A compute party
 that alters a share, a MAC share or an opened value is detected at the MAC check:
-``MacCheckFailed``, the round aborts and no result is released. Clients are trusted to
-encode their own update (nothing stops a client from choosing its input; the norm check
-bounds its influence). There is **no tolerance for a compute party dropping out**: additive
+``MacCheckFailed``, the round aborts and no result is released. A malicious client chooses
+its masked input freely, so its shared value can be any element of Z_p: with ``norm_bound``
+or ``verify_range`` the range proof and norm check limit it to ``|x_i| <= clip`` and
+``‖x‖ <= norm_bound`` (cheating passes with probability ``<= 2/p``); **without them a
+malicious client can submit any field element and corrupt the sum**. There is **no tolerance for a compute party dropping out**: additive
 sharing needs every party's share; use the ``masking`` backend (Shamir-shared seeds) when
 share holders may drop. Client dropouts are fine: survivors below ``min_clients`` ->
 ``ProtocolAbort`` naming the stage, never a partial result. Channels between dealer, clients
@@ -52,6 +59,7 @@ from privcrypt.encoding import FixedPoint
 from privcrypt.exceptions import MalformedInput, UnsupportedParameters
 from privcrypt.mpc import SpdzEngine, field
 from privcrypt.mpc.dealer import OneShot
+from privcrypt.mpc.rangeproof import decompose, range_weights, verify_range
 from privcrypt.mpc.shares import MAX_ABS_BITS, Shared
 from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
@@ -87,8 +95,10 @@ class SpdzClient:
     """One client: receives its mask seed at set-up, then sends ``δ = encode(x) - r`` to every
     compute party. Holds no MAC key and no other client's data."""
 
-    def __init__(self, cid: int, update: np.ndarray, fp: FixedPoint, round_id: bytes):
+    def __init__(self, cid: int, update: np.ndarray, fp: FixedPoint, round_id: bytes,
+                 *, range_bound: int | None = None):
         self.cid, self.round_id, self._fp = int(cid), round_id, fp
+        self._range_bound = range_bound  # B: also send the bits of encode(x) + B (range proof)
         self._update = np.asarray(update, dtype=np.float64)
         self._seed: bytes | None = None
         self.clipped = 0
@@ -102,10 +112,17 @@ class SpdzClient:
         self._seed = m.payload
 
     def input_messages(self, n_parties: int) -> list[bytes]:
-        """The ``input`` stage: the same masked vector to each compute party."""
+        """The ``input`` stage: the same masked vector to each compute party. With a range
+        proof, the vector is ``encode(x)`` followed by the bits of ``encode(x) + B``
+        (:func:`privcrypt.mpc.rangeproof.decompose`), all masked with one expanded mask."""
         if self._seed is None:
             raise MalformedInput("no set-up received")
         enc, self.clipped = self._fp.encode_clipped(self._update)
+        if self._range_bound is not None:
+            signed = np.where(enc > np.uint64(field.P // 2), enc.astype(np.int64) - np.int64(field.P),
+                              enc.astype(np.int64))
+            bits = decompose(signed, self._range_bound)
+            enc = np.concatenate([enc, bits.reshape(-1)])
         delta = field.submod(enc, expand_mask(self._seed, enc.size))
         self._seed = None  # single use
         payload = pack_array(delta)
@@ -117,11 +134,14 @@ class SpdzComputeParty:
     """Compute party ``j``: parses the clients' ``input`` messages addressed to it and keeps
     its digest of each for the echo-broadcast consistency check. Its share rows of every
     :class:`~privcrypt.mpc.shares.Shared` live in the engine, which simulates the
-    inter-party protocol (openings, MAC checks) on the parties' rows."""
+    inter-party protocol (openings, MAC checks) on the parties' rows. ``range_bits``: the
+    ``L`` bits per coordinate each client appends for the range proof (0: none)."""
 
-    def __init__(self, j: int, round_id: bytes, dim: int):
+    def __init__(self, j: int, round_id: bytes, dim: int, range_bits: int = 0):
         self.j, self.round_id, self.dim = int(j), round_id, int(dim)
+        self.range_bits = int(range_bits)
         self.inputs: dict[int, np.ndarray] = {}
+        self.bit_inputs: dict[int, np.ndarray] = {}
         self.digests: dict[int, bytes] = {}
         self.view: list[bytes] = []  # every message this party received (record_view)
 
@@ -131,10 +151,11 @@ class SpdzComputeParty:
             raise MalformedInput("input message addressed to another party")
         if m.sender in self.inputs:
             raise MalformedInput(f"repeated input from client {m.sender}")
-        delta = unpack_array(m.payload, dtype=np.uint64, shape=(self.dim,))
+        delta = unpack_array(m.payload, dtype=np.uint64, shape=(self.dim * (1 + self.range_bits),))
         if delta.size and int(delta.max()) >= field.P:
             raise MalformedInput("masked input is not a vector of residues mod p")
-        self.inputs[m.sender] = delta
+        self.inputs[m.sender] = delta[: self.dim]
+        self.bit_inputs[m.sender] = delta[self.dim:]
         self.digests[m.sender] = hashlib.sha256(m.payload).digest()
         if record:
             self.view.append(bytes(msg))
@@ -157,6 +178,19 @@ class SpdzAggregator(SecureAggregator):
       opens that scalar) and nothing else about the update.
     * Integrity: a compute party that alters a share, a MAC share or an opened value is
       detected at the MAC check: ``MacCheckFailed``, the round aborts, no mean is released.
+    * Malicious clients: a client chooses its masked input, so its shared value can be any
+      element of Z_p regardless of ``clip``. With ``norm_bound`` set (or
+      ``verify_range=True``) an in-MPC range proof runs before the norm check and the sum:
+      the client also inputs the bits of ``encode(x) + B`` (``B = ceil(clip·2^f)``) and the
+      parties check, with jointly tossed random linear combinations (MAC-checked), that they
+      are bits and recombine to the input; soundness error ``<= 2/p`` per client. A client
+      then submits at most an in-range update (``|x_i| <= clip``) with
+      ``‖x‖ <= norm_bound``; one that fails is listed in ``stats["rejected_range"]`` and the
+      round goes on. Because accepted coordinates are in ``[-B, B]``, ``‖v‖² <= dim·B²``;
+      ``dim·B² >= 2^59`` raises ``UnsupportedParameters`` up front, so the opened norm is
+      exact (no wrap mod p). **Without** ``norm_bound``/``verify_range`` a malicious client
+      can submit any field element and corrupt the sum arbitrarily (it wraps silently).
+      Cost: ``L = bitlen(2B)`` extra inputs and Beaver triples per coordinate (docs/mpc.md).
     * Trust: the dealer is semi-honest and does not collude with the parties; channels are
       private and authenticated (TLS in deployment).
     * Dropout: clients in ``dropped`` (silent after set-up) are left out; fewer than
@@ -166,8 +200,9 @@ class SpdzAggregator(SecureAggregator):
 
     Parameters: ``n_parties`` (>= 2); ``frac_bits`` (fixed-point bits); ``clip`` (each
     coordinate is clipped to ``±clip``, counted in ``stats["clipped"]``); ``norm_bound``
-    (reject clients with ``‖x‖₂ > norm_bound``, listed in ``stats["rejected_norm"]``);
-    ``min_clients``; ``rng`` (``privcrypt.rng`` source); ``record_view`` (keep every message
+    (reject clients with ``‖x‖₂ > norm_bound``, listed in ``stats["rejected_norm"]``; turns
+    on the range proof); ``min_clients``; ``verify_range`` (the range proof without a norm
+    bound); ``rng`` (``privcrypt.rng`` source); ``record_view`` (keep every message
     compute party 0 received in ``stats["server_view"]``). ``atol = 2^-frac_bits``.
     """
 
@@ -175,7 +210,7 @@ class SpdzAggregator(SecureAggregator):
 
     def __init__(self, n_parties: int = 3, frac_bits: int = 16, clip: float = 8.0,
                  norm_bound: float | None = None, min_clients: int = 1, *,
-                 rng: RandomSource | None = None, record_view: bool = False):
+                 verify_range: bool = False, rng: RandomSource | None = None, record_view: bool = False):
         if int(n_parties) < 2:
             raise ValueError("n_parties must be >= 2")
         if not (math.isfinite(clip) and clip > 0):
@@ -190,6 +225,11 @@ class SpdzAggregator(SecureAggregator):
         self.record_view = bool(record_view)
         self._rng = resolve_rng(rng)
         self._fp = FixedPoint(frac_bits=self.frac_bits, modulus=field.P, bound=self.clip)
+        #: B: every honest encoded coordinate is an integer in [-B, B] (round-to-nearest of
+        #: a value clipped to ±clip·2^f); the range proof shows exactly this bound.
+        self.range_bound = math.ceil(self.clip * 2.0**self.frac_bits)
+        self.verify_range = bool(verify_range) or self.norm_bound is not None
+        self.range_bits = len(range_weights(self.range_bound)) if self.verify_range else 0
 
     @property
     def atol(self) -> float:
@@ -214,15 +254,30 @@ class SpdzAggregator(SecureAggregator):
                     f"non-integer weights for {n} clients with clip {self.clip} cannot be "
                     f"represented within atol at {f} fractional bits; use integer weights")
             out = {k: max(1, round(v / wmax * 2**wb)) for k, v in w.items()}
-        if self.clip * sum(out.values()) * 2.0**f >= 2.0**MAX_ABS_BITS:
+        if self.range_bound * sum(out.values()) >= 2**MAX_ABS_BITS:
             raise UnsupportedParameters("weighted sum could overflow Z_p: lower clip, weights or frac_bits")
         return out, wb
 
     def _check_norm_fits(self, dim: int) -> None:
-        if self.norm_bound is not None and dim * self.clip**2 * 2.0 ** (2 * self.frac_bits) >= 2.0**MAX_ABS_BITS:
+        """With the range proof every accepted coordinate is an integer in [-B, B], so
+        ``‖v‖² <= dim·B²`` over the integers; requiring ``dim·B² < 2^59 < p/4`` makes the
+        opened norm exact (no wrap mod p). Raises ``UnsupportedParameters`` otherwise."""
+        if self.norm_bound is not None and dim * self.range_bound**2 >= 2**MAX_ABS_BITS:
             raise UnsupportedParameters(
                 f"squared norm of {dim} values clipped to ±{self.clip} could overflow Z_p at "
                 f"2·{self.frac_bits} fractional bits; lower clip or frac_bits")
+
+    def _range_ok(self, engine: SpdzEngine, xk: Shared, bit_mask: np.ndarray, bit_delta: np.ndarray,
+                  cid: int, timed) -> bool:
+        """The ``range_check`` stage for one client: its bits enter through the input
+        protocol (dealer masks, scale 0, MACs), then :func:`verify_range` (MAC-checked;
+        ``MacCheckFailed`` if a compute party cheats, False if the client does)."""
+        L, dim = self.range_bits, xk.size
+        masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(bit_mask),)))
+        bits = timed("parties", lambda: engine.from_masked_input(masks, bit_delta, frac_bits=0, bound=1.0))
+        triples = timed("dealer", engine.dealer.triples, (dim, L))
+        return timed("parties", lambda: verify_range(engine, xk, bits.reshape(dim, L), self.range_bound,
+                                                     label=str(cid).encode(), triples=triples))
 
     # -- one round -------------------------------------------------------------------------
     def aggregate(self, updates, weights=None, dropped=frozenset()) -> AggregationResult:
@@ -233,6 +288,7 @@ class SpdzAggregator(SecureAggregator):
         n = self.n_parties
         cpu = {"client": {}, "parties": 0.0, "dealer": 0.0}
         up: dict[int, int] = {}
+        malformed: set[int] = set()
         down: dict[int, int] = {}
 
         def timed(bucket, fn, *args, key=None, **kwargs):
@@ -248,13 +304,14 @@ class SpdzAggregator(SecureAggregator):
         round_id = self._rng.bytes(16)
         # stage "setup": fresh MAC key (engine/dealer per round), one mask seed per client
         engine = timed("dealer", lambda: SpdzEngine(n, self.frac_bits, self._rng, bound=self.clip))
-        parties = [SpdzComputeParty(j, round_id, dim) for j in range(n)]
+        L, B = self.range_bits, self.range_bound
+        parties = [SpdzComputeParty(j, round_id, dim, L) for j in range(n)]
         clients, seeds = {}, {}
         for cid, x in upd.items():
             seeds[cid] = self._rng.bytes(32)
             msg = Message(round_id, "setup", DEALER, cid, seeds[cid]).encode()
             down[cid] = len(msg)
-            clients[cid] = SpdzClient(cid, x, self._fp, round_id)
+            clients[cid] = SpdzClient(cid, x, self._fp, round_id, range_bound=B if L else None)
             timed("client", clients[cid].receive_setup, msg, key=cid)
 
         # stage "input": survivors send δ to every party; dropped clients stay silent
@@ -264,19 +321,26 @@ class SpdzAggregator(SecureAggregator):
             msgs = timed("client", client.input_messages, n, key=cid)
             up[cid] = sum(len(m) for m in msgs)
             for party, m in zip(parties, msgs):
-                timed("parties", party.receive_input, m, record=self.record_view and party.j == 0)
+                try:
+                    timed("parties", party.receive_input, m, record=self.record_view and party.j == 0)
+                except MalformedInput:
+                    malformed.add(cid)  # a client's bad message excludes it, not the round
         received = sorted(parties[0].inputs)
-        consistent = [c for c in received
-                      if all(hmac.compare_digest(p.digests.get(c, b""), parties[0].digests[c]) for p in parties)]
-        inconsistent = sorted(set(received) - set(consistent))
+        consistent = [c for c in received if c not in malformed and
+                      all(hmac.compare_digest(p.digests.get(c, b""), parties[0].digests[c]) for p in parties)]
+        inconsistent = sorted(set(received) - set(consistent) - malformed)
         check_survivors(len(consistent), self.min_clients, "input")
 
-        # stages "norm_check" and "aggregate", client by client (memory O(n·dim))
-        acc, accepted, rejected = None, [], []
+        # stages "range_check", "norm_check" and "aggregate", client by client (memory O(n·dim·L))
+        acc, accepted, rejected, rejected_range = None, [], [], []
         for cid in consistent:
-            masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(expand_mask(seeds[cid], dim)),)))
+            mask = expand_mask(seeds[cid], dim * (1 + L))
+            masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(mask[:dim]),)))
             xk = timed("parties", lambda: engine.from_masked_input(
                 masks, parties[0].inputs[cid], frac_bits=self.frac_bits, bound=self.clip))
+            if L and not self._range_ok(engine, xk, mask[dim:], parties[0].bit_inputs[cid], cid, timed):
+                rejected_range.append(cid)
+                continue
             if self.norm_bound is not None:
                 triples = timed("dealer", engine.dealer.triples, (dim,))
                 nsq = timed("parties", lambda: float(engine.open(engine.norm2(xk, triples=triples))))
@@ -298,7 +362,10 @@ class SpdzAggregator(SecureAggregator):
             "bytes_down_max_client": max(down.values(), default=0),
             "clipped": sum(clients[c].clipped for c in received),
             "rejected_norm": rejected,
+            "rejected_range": rejected_range,
+            "range_bits": L,
             "inconsistent_clients": inconsistent,
+            "malformed_clients": sorted(malformed),
             "mac_checks": engine.stats["mac_checks"],
             "triples": engine.stats["triples"],
             # each partially opened element: every party sends 8 bytes to every other party

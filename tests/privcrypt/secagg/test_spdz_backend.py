@@ -67,12 +67,14 @@ def test_norm_bound_rejects_oversized_updates_without_opening_them():
     keep = [0, 1, 3, 4]
     assert res.survivors == frozenset(keep)
     assert np.max(np.abs(res.mean - np.mean([ups[k] for k in keep], axis=0))) <= agg.atol
-    # what party 0 received is masked: no individual update in its view
+    # what party 0 received is masked: no individual update (nor its range-proof bits)
     for msg in res.stats["server_view"]:
         delta = unpack_array(Message.decode(msg).payload, dtype=np.uint64)
+        assert delta.size == 100 * (1 + res.stats["range_bits"])
+        assert np.mean(delta[100:] <= 1) < 0.01
         for k in ups:
             enc = np.mod(np.rint(np.clip(ups[k], -8, 8) * 2**16).astype(np.int64), P).astype(np.uint64)
-            assert np.mean(delta == enc) < 0.01
+            assert np.mean(delta[:100] == enc) < 0.01
     strict = make_aggregator("spdz", norm_bound=5.0, min_clients=5, rng=DeterministicRandom(6))
     with pytest.raises(ProtocolAbort) as err:
         strict.aggregate(ups)
