@@ -135,11 +135,15 @@ class SpdzComputeParty:
     its digest of each for the echo-broadcast consistency check. Its share rows of every
     :class:`~privcrypt.mpc.shares.Shared` live in the engine, which simulates the
     inter-party protocol (openings, MAC checks) on the parties' rows. ``range_bits``: the
-    ``L`` bits per coordinate each client appends for the range proof (0: none)."""
+    ``L`` bits per coordinate each client appends for the range proof (0: none).
+    ``clients``: the ids set up for this round (None: accept any); input from any other
+    sender raises ``MalformedInput``."""
 
-    def __init__(self, j: int, round_id: bytes, dim: int, range_bits: int = 0):
+    def __init__(self, j: int, round_id: bytes, dim: int, range_bits: int = 0,
+                 clients: frozenset[int] | None = None):
         self.j, self.round_id, self.dim = int(j), round_id, int(dim)
         self.range_bits = int(range_bits)
+        self.clients = None if clients is None else frozenset(clients)
         self.inputs: dict[int, np.ndarray] = {}
         self.bit_inputs: dict[int, np.ndarray] = {}
         self.digests: dict[int, bytes] = {}
@@ -149,6 +153,8 @@ class SpdzComputeParty:
         m = Message.decode(msg, round_id=self.round_id, stage="input")
         if m.recipient != party_id(self.j):
             raise MalformedInput("input message addressed to another party")
+        if self.clients is not None and m.sender not in self.clients:
+            raise MalformedInput(f"input from client {m.sender}, which was not set up for this round")
         if m.sender in self.inputs:
             raise MalformedInput(f"repeated input from client {m.sender}")
         delta = unpack_array(m.payload, dtype=np.uint64, shape=(self.dim * (1 + self.range_bits),))
@@ -305,7 +311,7 @@ class SpdzAggregator(SecureAggregator):
         # stage "setup": fresh MAC key (engine/dealer per round), one mask seed per client
         engine = timed("dealer", lambda: SpdzEngine(n, self.frac_bits, self._rng, bound=self.clip))
         L, B = self.range_bits, self.range_bound
-        parties = [SpdzComputeParty(j, round_id, dim, L) for j in range(n)]
+        parties = [SpdzComputeParty(j, round_id, dim, L, clients=frozenset(upd)) for j in range(n)]
         clients, seeds = {}, {}
         for cid, x in upd.items():
             seeds[cid] = self._rng.bytes(32)

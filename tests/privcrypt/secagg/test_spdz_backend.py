@@ -137,3 +137,13 @@ def test_clipping_and_parameter_checks():
         make_aggregator("spdz", clip=8.0, norm_bound=1.0).aggregate({0: np.zeros(2**21)})
     with pytest.raises(ValueError):
         SpdzAggregator(n_parties=1)
+
+
+def test_input_from_a_client_not_set_up_is_rejected():
+    from privcrypt.wire import pack_array
+
+    party = SpdzComputeParty(0, b"r" * 16, 4, clients=frozenset({1, 2}))
+    payload = pack_array(np.zeros(4, dtype=np.uint64))
+    party.receive_input(Message(b"r" * 16, "input", 1, 0xFFFFFF10, payload).encode())
+    with pytest.raises(MalformedInput, match="not set up"):
+        party.receive_input(Message(b"r" * 16, "input", 7, 0xFFFFFF10, payload).encode())
