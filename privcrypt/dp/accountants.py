@@ -36,11 +36,16 @@ _MAX_HISTORY = 100_000
 _MAX_JSON = 16 * 1024 * 1024
 
 
+#: Largest step count an accountant accepts (step counts stay exact as floats).
+MAX_STEPS = 2**53
+
+
 def validate_step(noise_multiplier: float, sample_rate: float, steps: int) -> tuple[float, float, int]:
     """Check one step's parameters; returns them as (float, float, int).
 
     Raises ``TypeError`` for a non-integer ``steps`` and ``ValueError`` for
-    noise_multiplier < 0 or non-finite, sample_rate outside [0, 1], or steps < 0.
+    noise_multiplier < 0 or non-finite, sample_rate outside [0, 1], or steps outside
+    [0, 2**53] (beyond that, step counts are no longer exact floats).
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
         raise TypeError(f"steps must be an int, got {type(steps).__name__}")
@@ -52,8 +57,8 @@ def validate_step(noise_multiplier: float, sample_rate: float, steps: int) -> tu
         raise ValueError(f"noise_multiplier must be finite and >= 0, got {noise_multiplier}")
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"sample_rate must be in [0, 1], got {sample_rate}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    if not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be in [0, 2**53], got {steps}")
     return sigma, q, steps
 
 

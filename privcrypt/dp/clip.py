@@ -43,6 +43,10 @@ def _as_float_array(update) -> np.ndarray:
     return arr
 
 
+def _l2_norm(arr: np.ndarray) -> float:
+    return float(np.linalg.norm(arr.ravel()))
+
+
 def clip_update(update, clip_norm: float) -> tuple[np.ndarray, float]:
     """Return ``(clipped copy, original L2 norm)``; the input is never modified.
 
@@ -51,9 +55,14 @@ def clip_update(update, clip_norm: float) -> tuple[np.ndarray, float]:
     """
     clip_norm = _check_clip(clip_norm)
     arr = _as_float_array(update)
-    norm = float(np.linalg.norm(arr.ravel()))
+    norm = _l2_norm(arr)
     if norm > clip_norm:
-        arr *= clip_norm / norm
+        if math.isinf(norm):  # finite entries whose norm overflows: scale down first
+            arr /= float(np.max(np.abs(arr)))
+            norm_scaled = _l2_norm(arr)
+            arr *= clip_norm / norm_scaled
+        else:
+            arr *= clip_norm / norm
         # Rounding may leave the norm a few ulp above the bound: shrink until it is not.
         while float(np.linalg.norm(arr.ravel())) > clip_norm:
             arr *= 1.0 - 1e-15

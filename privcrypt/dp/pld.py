@@ -296,6 +296,18 @@ def pld_epsilon(entries, delta: float, interval: float = DEFAULT_INTERVAL) -> fl
             return _composed_epsilon(merged, gauss_precision, delta, interval)
         except _GridTooLarge as exc:
             interval *= 2.0 ** max(1, math.ceil(math.log2(exc.points / MAX_GRID)))
+            # The Chernoff window never shrinks below ~sqrt(steps) grid points, so for
+            # astronomically many steps no coarsening makes it fit: stop with a clear error
+            # instead of looping (the RDP accountant still answers there).
+            if not math.isfinite(interval) or interval > MAX_INTERVAL:
+                raise ValueError(
+                    f"the PLD grid cannot hold this composition ({sum(merged.values())} steps); "
+                    "use accountant='rdp', whose bound stays valid at any step count") from None
+
+
+#: Coarsest loss-grid spacing (nats) the PLD accountant tries before giving up; tiny noise
+#: (sigma ~ 1e-3) legitimately needs spacings of hundreds of nats.
+MAX_INTERVAL = 1e12
 
 
 def _composed_epsilon(merged: dict, gauss_precision: float, delta: float, interval: float) -> float:
