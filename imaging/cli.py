@@ -53,13 +53,27 @@ def _cmd_keygen(args) -> dict:
     from imaging.key import FlepKey
 
     out = Path(args.out)
-    if out.exists() and not args.force:
+    if (out.exists() or out.is_symlink()) and not args.force:
         raise ValueError(f"{out} exists (use --force to overwrite)")
     key = FlepKey.generate()
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.to_bytes())
+    _write_secret_file(out, key.to_bytes())
     return {"key_file": str(out), "key_check_value": key.check_value().hex()}
+
+
+def _write_secret_file(out: Path, data: bytes) -> None:
+    """Write ``data`` to ``out`` with mode 0600 whatever was there before: a fresh file
+    (O_EXCL, no symlink following) in the same folder, then an atomic rename over ``out``.
+    (Opening ``out`` with O_TRUNC would keep an existing file's mode, and would follow a
+    symlink planted at that path.)"""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _pipeline_kwargs(args) -> dict:

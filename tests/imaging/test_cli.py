@@ -34,3 +34,23 @@ def test_image_cli_round_trip(tmp_path, capsys):
     key2 = tmp_path / "k2.key"
     main(["image", "keygen", "--out", str(key2)])
     assert main(["image", "decrypt", "--key", str(key2), "--in", str(tmp_path / "g.flep"), "--out", str(out)]) == 2
+
+
+def test_keygen_force_gives_mode_0600_and_replaces_a_symlink(tmp_path):
+    import os
+    import stat
+
+    from privcrypt.cli import main
+
+    key = tmp_path / "k.key"
+    key.write_bytes(b"old")
+    key.chmod(0o644)
+    assert main(["image", "keygen", "--out", str(key), "--force"]) == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 35
+    target = tmp_path / "victim"
+    link = tmp_path / "link.key"
+    link.symlink_to(target)
+    assert main(["image", "keygen", "--out", str(link)]) == 2  # exists (as a link): refused
+    assert main(["image", "keygen", "--out", str(link), "--force"]) == 0
+    assert not target.exists() and not link.is_symlink()  # the link itself was replaced
+    assert stat.S_IMODE(os.stat(link).st_mode) == 0o600

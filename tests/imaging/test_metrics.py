@@ -108,3 +108,23 @@ def test_key_sensitivity():
     img = _camera(64)
     r = m.key_sensitivity(lambda k: FlepPipeline(k, sigma=0, diffusion=True), KEY, img, bit=17)
     assert r["cipher_npcr"] > 99 and r["wrong_key_decrypt_npcr"] > 95
+
+
+def test_wu_test_colour_is_per_channel():
+    """Review finding: pooling three channels against per-channel critical values is too
+    lenient. Here channel 0 differs at 65,200 of 65,536 positions (99.49 % < NPCR* =
+    99.5693 %) while the pooled NPCR is about 99.58 %, above that per-channel value: the
+    image must fail."""
+    from imaging.metrics import npcr, npcr_critical, wu_test
+    from privcrypt.rng import DeterministicRandom
+
+    r = DeterministicRandom(3)
+    a = r.integers(256, (256, 256, 3)).astype(np.uint8)
+    b = (a.astype(np.int64) + 1 + r.integers(255, (256, 256, 3))).astype(np.uint8)  # all differ
+    flat = b[..., 0].reshape(-1)
+    flat[: 65536 - 65200] = a[..., 0].reshape(-1)[: 65536 - 65200]  # 336 equal in channel 0
+    b[..., 0] = flat.reshape(256, 256)
+    res = wu_test(a, b)
+    assert npcr(a, b) > npcr_critical((256, 256)) > res["channels"][0]["npcr"]
+    assert not res["npcr_pass"] and not res["pass"]
+    assert res["channels"][1]["npcr_pass"] and res["channels"][2]["npcr_pass"]
