@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import subprocess
 import sys
 import time
@@ -118,7 +119,8 @@ def main(argv=None) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--eval", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--work", default="/tmp/dncnn_work")
+    p.add_argument("--work", default=None,
+                   help="folder for checkpoints (default: a fresh private temporary folder)")
     p.add_argument("--blind-seconds", type=float, default=250)
     p.add_argument("--ft-seconds", type=float, default=230)
     p.add_argument("--sigmas", default="15,25,31.25,50")
@@ -128,6 +130,8 @@ def main(argv=None) -> None:
     p.add_argument("--resume", default=None, help="directory with <name>.pt to continue from (skips phase 1)")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    if args.work is None:  # never a shared, predictable path: checkpoints are loaded back
+        args.work = tempfile.mkdtemp(prefix="dncnn_work_")
     os.makedirs(args.work, exist_ok=True)
     lo, hi = (float(v) for v in args.blind_range.split(","))
     sigmas = [float(s) for s in args.sigmas.split(",")]
