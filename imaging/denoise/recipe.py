@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
