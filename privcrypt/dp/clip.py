@@ -44,7 +44,8 @@ def _as_float_array(update) -> np.ndarray:
 
 
 def _l2_norm(arr: np.ndarray) -> float:
-    return float(np.linalg.norm(arr.ravel()))
+    with np.errstate(over="ignore"):  # an overflowing norm is inf, handled by the caller
+        return float(np.linalg.norm(arr.ravel()))
 
 
 def clip_update(update, clip_norm: float) -> tuple[np.ndarray, float]:
