@@ -7,8 +7,14 @@ blind model) and regresses the noise (residual learning, MSE).
 
 The budget is given in steps or in seconds; with ``--seconds`` the learning rate follows
 the elapsed fraction of the budget, so the schedule completes whatever the device speed.
-On a GPU it trains in bfloat16 autocast with channels-last memory; on the CPU it is a
-smoke test.
+It trains in bfloat16 autocast with channels-last memory on a GPU, and on a CPU whose
+oneDNN supports bfloat16 (AVX-512 BF16 or AMX: about 4x the float32 speed on the 2-core
+Xeon measured here, ~1 step/s at batch 128); ``precision="fp32"`` turns that off. Without a
+GPU, training is a smoke test or a short fine-tune: an H100 runs ~70x faster.
+
+``ema`` keeps an exponential moving average of the weights and BatchNorm statistics and
+saves that instead of the last iterate (a cheap way to average out the step noise of a
+fine-tune).
 
 Training noise is not secret material: it comes from torch's generator (seeded). This
 module imports neither privcrypt nor pywt (it runs on a bare GPU machine)::
@@ -96,13 +102,20 @@ def train(
     checkpoint_every_s: float = 60.0,
     log=print,
     n_dead_leaves: int = 64,
+    precision: str = "auto",
+    ema: float | None = None,
 ) -> tuple[DnCNN, dict]:
     """Train one model; returns ``(model in eval mode on the CPU, info dict)``.
     Writes the state_dict to ``out`` (``torch.save``) at checkpoints and at the end."""
     if iters is None and seconds is None:
         raise ValueError("give iters or seconds")
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if ema is not None and not 0.0 < ema < 1.0:
+        raise ValueError(f"ema decay must lie in (0, 1), not {ema!r}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = dev.type == "cuda"
+    bf16 = precision == "bf16" or (precision == "auto" and (cuda or _cpu_bf16_supported()))
     torch.manual_seed(seed)
     if cuda:
         torch.backends.cudnn.benchmark = True
@@ -124,21 +137,28 @@ def train(
     model = DnCNN(depth, features).to(dev)
     if init:
         model.load_state_dict(torch.load(init, map_location=dev, weights_only=True))
-    mf = torch.channels_last if cuda else torch.contiguous_format
+    mf = torch.channels_last if bf16 else torch.contiguous_format
     model = model.to(memory_format=mf)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    avg = None
+    if ema is not None:  # float32 copy of every parameter and buffer, updated after each step
+        avg = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.train()
 
+    def final_state() -> dict:
+        src = avg if avg is not None else model.state_dict()
+        return {k: v.detach().float().cpu() for k, v in src.items()}
+
     def save():
         if out:
-            sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+            sd = final_state()
             tmp = out + ".tmp"
             torch.save(sd, tmp)
             os.replace(tmp, out)
 
     t0 = time.time()
-    last_ckpt, step, ema = t0, 0, None
+    last_ckpt, step, loss_ema = t0, 0, None
     while True:
         elapsed = time.time() - t0
         frac = step / iters if iters is not None else elapsed / seconds
@@ -160,36 +180,54 @@ def train(
             s = sigma / 255.0
         noise = torch.randn(clean.shape, device=dev, generator=gen) * s
         noisy = (clean + noise).contiguous(memory_format=mf)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             pred_noise = model.body(noisy)
         loss = F.mse_loss(pred_noise.float(), noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if avg is not None:
+            with torch.no_grad():
+                for key, v in model.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        avg[key].mul_(ema).add_(v.float(), alpha=1.0 - ema)
+                    else:
+                        avg[key].copy_(v)
         step += 1
         if step % 200 == 0 or step == 1:
             lv = loss.detach().item()
-            ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+            loss_ema = lv if loss_ema is None else 0.9 * loss_ema + 0.1 * lv
             log(f"[train] step={step} t={time.time() - t0:.0f}s lr={opt.param_groups[0]['lr']:.2e} "
-                f"loss={lv:.3e} rmse={math.sqrt(ema) * 255:.3f}")
+                f"loss={lv:.3e} rmse={math.sqrt(loss_ema) * 255:.3f}")
         if out and time.time() - last_ckpt > checkpoint_every_s:
             save()
             last_ckpt = time.time()
     train_s = time.time() - t0
     save()
+    if avg is not None:
+        model.load_state_dict({k: v.to(dev) for k, v in avg.items()})
     model = model.to(memory_format=torch.contiguous_format).cpu().eval()
     info = {
         "steps": step, "train_seconds": round(train_s, 1), "batch": batch, "patch": patch,
         "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
+        "precision": "bf16" if bf16 else "fp32", "ema": ema,
         "sigma": sigma if sigma_range is None else None,
         "sigma_range": list(sigma_range) if sigma_range is not None else None,
         "depth": depth, "features": features, "lr": lr, "lr_min": lr_min, "init": init,
         "patches": [int(b.shape[0]) for b in banks], "natural_fraction": natural_fraction,
-        "final_rmse_ema": None if ema is None else math.sqrt(ema) * 255,
+        "final_rmse_ema": None if loss_ema is None else math.sqrt(loss_ema) * 255,
     }
     log(f"[train] done {json.dumps(info)}")
     return model, info
+
+
+def _cpu_bf16_supported() -> bool:
+    """True when oneDNN can run bfloat16 convolutions natively on this CPU."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -213,6 +251,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--info", default=None, help="write the training info JSON here")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32")
+    p.add_argument("--ema", type=float, default=None, help="save an EMA of the weights with this decay (e.g. 0.999)")
 
 
 def run_from_args(args) -> dict:
@@ -226,6 +267,7 @@ def run_from_args(args) -> dict:
         patch=args.patch, stride=args.stride, batch=args.batch, natural_fraction=args.natural_fraction,
         iters=args.iters, seconds=args.seconds, lr=args.lr, lr_min=args.lr_min, init=args.init,
         out=args.out, device=args.device, seed=args.seed, n_dead_leaves=args.dead_leaves,
+        precision=args.precision, ema=args.ema,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     info["out"] = args.out

@@ -189,6 +189,35 @@ def test_train_smoke_cpu(tmp_path):
     assert info_b["sigma_range"] == [5, 50]
 
 
+def test_train_ema_saves_the_average_and_precision_is_checked(tmp_path):
+    from imaging.denoise.data import dead_leaves_set
+    from imaging.denoise.train import train
+
+    npz = tmp_path / "d.npz"
+    np.savez(npz, dead_leaves=dead_leaves_set(2, 64, seed=1))
+    kw = dict(sigma=25, depth=3, features=8, data=str(npz), patch=24, stride=8, batch=4, iters=4,
+              device="cpu", lr=1e-2, log=lambda m: None)
+    init = tmp_path / "init.pt"
+    torch.manual_seed(0)
+    torch.save(DnCNN(depth=3, features=8).state_dict(), init)
+    start = torch.load(init, weights_only=True)
+    _, info_last = train(**kw, init=str(init), out=str(tmp_path / "last.pt"), precision="fp32")
+    _, info_ema = train(**kw, init=str(init), out=str(tmp_path / "ema.pt"), precision="fp32", ema=0.5)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    avg = torch.load(tmp_path / "ema.pt", weights_only=True)
+    assert info_last["ema"] is None and info_ema["ema"] == 0.5 and info_ema["precision"] == "fp32"
+    key = "body.0.weight"
+    # Same seed, same steps: the EMA of the iterates lies strictly between start and end.
+    d_end = (avg[key] - last[key]).norm()
+    d_start = (avg[key] - start[key]).norm()
+    total = (last[key] - start[key]).norm()
+    assert 0 < d_end < total and 0 < d_start < total
+    with pytest.raises(ValueError):
+        train(**kw, precision="fp8")
+    with pytest.raises(ValueError):
+        train(**kw, ema=1.0)
+
+
 def test_cli_add_parsers(tmp_path):
     from imaging.denoise.cli import add_parsers
     from imaging.denoise.data import dead_leaves_set
