@@ -1,0 +1,195 @@
+"""The client half of a round: local training on the client's own data, then the client
+side of the privacy pipeline (clip, local DP noise, compression) that produces the vector
+handed to the secure-aggregation client.
+
+The data never leaves this module's functions; only the returned update vector does (and
+through a secure backend, only its aggregate reaches the server).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from privcrypt.dp import clip_update
+from privcrypt.rng import RandomSource
+
+__all__ = ["ClientUpdate", "LocalTrainer", "get_vector", "set_vector", "prepare_update", "loss_for_task"]
+
+
+@dataclass
+class ClientUpdate:
+    """What local training returns: the model delta, the number of examples it used and
+    training metrics (``loss``; ``recon_q99`` for the anomaly task)."""
+
+    delta: np.ndarray
+    n_examples: int
+    metrics: dict = field(default_factory=dict)
+
+
+def _state_items(model: nn.Module):
+    """The floating-point state of a model (parameters and float buffers), in order."""
+    return [(k, v) for k, v in model.state_dict().items() if torch.is_floating_point(v)]
+
+
+def get_vector(model: nn.Module) -> np.ndarray:
+    """The model's floating-point state as one float64 vector (parameters and buffers)."""
+    return np.concatenate([v.detach().reshape(-1).double().cpu().numpy() for _, v in _state_items(model)])
+
+
+def set_vector(model: nn.Module, vec: np.ndarray) -> None:
+    """Load a vector produced by :func:`get_vector` (same architecture) into ``model``."""
+    sd = model.state_dict()
+    off = 0
+    with torch.no_grad():
+        for k, v in _state_items(model):
+            n = v.numel()
+            sd[k].copy_(torch.from_numpy(np.asarray(vec[off:off + n])).reshape(v.shape).to(v.dtype))
+            off += n
+    if off != len(vec):
+        raise ValueError(f"vector has {len(vec)} values, the model {off}")
+
+
+def loss_for_task(task: str):
+    """Per-batch loss: cross-entropy (classification), MSE on targets (regression), MSE
+    reconstruction of the input (anomaly; targets ignored)."""
+    if task == "classification":
+        return lambda out, x, y: nn.functional.cross_entropy(out, y)
+    if task == "regression":
+        return lambda out, x, y: nn.functional.mse_loss(out.reshape(-1), y.reshape(-1))
+    if task == "anomaly":
+        return lambda out, x, y: nn.functional.mse_loss(out, x)
+    raise ValueError(f"unknown task {task!r}")
+
+
+def _to_tensors(X: np.ndarray, y: np.ndarray, task: str):
+    xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.int64 if task == "classification" else np.float32))
+    return xt, yt
+
+
+class LocalTrainer:
+    """Local training of one client. Reuses one worker model for every client (loaded
+    from the global vector each time), so a round never holds K model copies.
+
+    ``dp`` (optional): ``{"noise_multiplier", "clip", "sample_rate"}`` turns on DP-SGD:
+    Poisson-sampled batches (sampling from ``rng``, secret), per-example gradients
+    (``torch.func.vmap``; a per-example loop for layers vmap cannot batch), each clipped to
+    ``clip`` in L2, summed, plus N(0, (noise_multiplier * clip)^2) from ``rng``, divided by
+    the expected batch size."""
+
+    def __init__(self, model_fn, task: str, cfg):
+        self.model = model_fn()
+        self.task, self.cfg = task, cfg
+        self.loss = loss_for_task(task)
+        self._vmap_ok: bool | None = None
+
+    def _optimizer(self):
+        c = self.cfg
+        if c.optimizer == "adam":
+            return torch.optim.Adam(self.model.parameters(), lr=c.lr)
+        return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum)
+
+    def train(self, global_vec: np.ndarray, X: np.ndarray, y: np.ndarray, *, seed: int,
+              dp: dict | None = None, rng: RandomSource | None = None) -> ClientUpdate:
+        """Train from ``global_vec`` on ``(X, y)`` and return the delta. ``seed`` fixes the
+        batch order (not secret); with ``dp`` the batches come from ``rng`` instead."""
+        set_vector(self.model, global_vec)
+        self.model.train()
+        xt, yt = _to_tensors(X, y, self.task)
+        if self.task == "anomaly":
+            normal = yt == 0
+            if bool(normal.any()):  # train the autoencoder on the windows known normal
+                xt, yt = xt[normal], yt[normal]
+        opt = self._optimizer()
+        n = xt.shape[0]
+        B = self.cfg.batch_size
+        losses = []
+        gen = torch.Generator().manual_seed(int(seed))
+        for _ in range(self.cfg.local_epochs):
+            if dp is None:
+                order = torch.randperm(n, generator=gen)
+                batches = [order[i:i + B] for i in range(0, n, B)]
+            else:
+                batches = [None] * max(1, math.ceil(n / B))
+            for idx in batches:
+                opt.zero_grad(set_to_none=True)
+                if dp is None:
+                    out = self.model(xt[idx])
+                    loss = self.loss(out, xt[idx], yt[idx])
+                    loss.backward()
+                    losses.append(float(loss.detach()))
+                else:
+                    sel = torch.from_numpy(np.flatnonzero(rng.uniform(n) < dp["sample_rate"]))
+                    losses.append(self._dp_step(xt[sel], yt[sel], dp, n, rng))
+                opt.step()
+        delta = get_vector(self.model) - global_vec
+        metrics = {"loss": float(np.mean(losses)) if losses else float("nan")}
+        if self.task == "anomaly":
+            metrics["recon_q99"] = self._recon_quantile(xt)
+        return ClientUpdate(delta, int(n), metrics)
+
+    # -- DP-SGD ----------------------------------------------------------------------------
+    def _per_example_grads(self, xb, yb) -> list[torch.Tensor]:
+        params = {k: v.detach() for k, v in self.model.named_parameters()}
+        buffers = {k: v.detach() for k, v in self.model.named_buffers()}
+        loss = self.loss
+
+        def one(p, b, x, y):
+            out = torch.func.functional_call(self.model, (p, b), (x.unsqueeze(0),))
+            return loss(out, x.unsqueeze(0), y.unsqueeze(0))
+
+        if self._vmap_ok is not False:
+            try:
+                g = torch.func.vmap(torch.func.grad(one), in_dims=(None, None, 0, 0))(params, buffers, xb, yb)
+                self._vmap_ok = True
+                return [g[k] for k in params]
+            except (RuntimeError, NotImplementedError):
+                if self._vmap_ok:  # it worked before: a real error
+                    raise
+                self._vmap_ok = False
+        rows = [torch.func.grad(one)(params, buffers, xb[i], yb[i]) for i in range(xb.shape[0])]
+        return [torch.stack([r[k] for r in rows]) for k in params]
+
+    def _dp_step(self, xb, yb, dp, n, rng) -> float:
+        clip, z = dp["clip"], dp["noise_multiplier"]
+        if xb.shape[0] > 0:
+            grads = self._per_example_grads(xb, yb)
+            norms = torch.sqrt(sum((g.reshape(g.shape[0], -1).double() ** 2).sum(1) for g in grads))
+            factor = torch.clamp(clip / (norms + 1e-12), max=1.0)
+            summed = [(g * factor.reshape(-1, *[1] * (g.dim() - 1)).to(g.dtype)).sum(0) for g in grads]
+            with torch.no_grad():
+                loss = float(self.loss(self.model(xb), xb, yb))
+        else:  # an empty Poisson batch still takes a (pure-noise) step
+            summed = [torch.zeros_like(p) for p in self.model.parameters()]
+            loss = float("nan")
+        expected = dp["sample_rate"] * n
+        for (name, p), s in zip(self.model.named_parameters(), summed):
+            noise = torch.from_numpy(rng.normal(z * clip, tuple(p.shape))).to(p.dtype)
+            p.grad = (s + noise) / expected
+        return loss
+
+    def _recon_quantile(self, xt) -> float:
+        self.model.eval()
+        with torch.no_grad():
+            err = ((self.model(xt) - xt) ** 2).reshape(xt.shape[0], -1).mean(1)
+        return float(torch.quantile(err, 0.99)) if err.numel() else float("nan")
+
+
+def prepare_update(delta: np.ndarray, clip_norm: float, *, privacy=None, compressor=None,
+                   cid: int = 0, bound: float | None = None, rng: RandomSource | None = None) -> tuple[np.ndarray, dict]:
+    """The client side of the privacy pipeline, in order: clip to L2 ``clip_norm`` ->
+    local DP noise (client-level ``local`` mode) -> compression. Returns the vector for the
+    secure-aggregation client and ``{"norm", "clipped", "compress_clipped"}``."""
+    clipped, norm = clip_update(delta, clip_norm)
+    info = {"norm": norm, "clipped": bool(norm > clip_norm)}
+    if privacy is not None and getattr(privacy, "unit", None) == "client":
+        clipped = privacy.add_client_noise(clipped, rng)
+    info["compress_clipped"] = 0
+    if compressor is not None:
+        clipped, info["compress_clipped"] = compressor.apply(cid, clipped, bound or clip_norm)
+    return clipped, info

@@ -1,0 +1,282 @@
+"""The round loop: ``fl.run(model_fn, clients, test, cfg, task)``.
+
+One round, in order (docs/fl.md has the diagram):
+
+1. the strategy samples clients (fixed count or Poisson rate);
+2. the DP budget guard refuses the round if it would overspend (before anything runs);
+3. each sampled client that will not drop trains locally (``fl.client.LocalTrainer``;
+   DP-SGD for the example unit), then clips its delta to ``clip_norm``, adds its own noise
+   (client-level local DP) and compresses it;
+4. the secure-aggregation backend (``privcrypt.secagg``) runs one real protocol round over
+   the prepared vectors with the dropped clients going silent after key set-up; a round
+   the backend aborts is recorded as aborted and the model is left as it was;
+5. the server finishes the aggregate (central DP noise on the sum; a robust rule when
+   the configuration has one), the strategy applies it, the accountant records the
+   round, and the model is evaluated.
+
+Randomness: data order, model initialisation, dropouts and (without DP) client sampling
+come from ``cfg.seed``; keys, masks, shares, DP noise, DP-SGD's Poisson batches and, with
+DP, client sampling come from the ``rng`` argument (``privcrypt.rng``; OS CSPRNG default).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from fl.checks import check_clients, check_combination, check_model
+from fl.client import LocalTrainer, get_vector, prepare_update, set_vector
+from fl.compression import make_compressor
+from fl.config import FLConfig
+from fl.evaluate import evaluate
+from fl.history import History
+from fl.privacy import make_privacy
+from fl.strategy import make_strategy
+from privcrypt.exceptions import PrivacyBudgetExceeded, ProtocolAbort, UnsupportedParameters
+from privcrypt.progress import progress
+from privcrypt.rng import RandomSource, resolve_rng
+from privcrypt.secagg import make_aggregator
+
+__all__ = ["run", "make_backend"]
+
+
+def _spawn(rng: RandomSource, label: str) -> RandomSource:
+    spawn = getattr(rng, "spawn", None)
+    return spawn(label) if spawn else rng
+
+
+def make_backend(cfg: FLConfig, bound: float, rng: RandomSource):
+    """The secure-aggregation backend for ``cfg``, with its declared range set to
+    ``bound`` (derived from ``clip_norm``: every coordinate of a clipped update is within
+    it) unless ``backend_params`` says otherwise, and at least 2 clients per round for the
+    secure backends. Krum / Multi-Krum with ``spdz`` use the SPDZ robust backend."""
+    params = dict(cfg.backend_params)
+    name = cfg.backend
+    if name in ("masking", "spdz") or (name == "ckks" and params.get("mode") == "compact"):
+        params.setdefault("clip", bound)
+    if name == "masking" and cfg.compression in ("q8", "q16"):
+        params.setdefault("bits", 8 if cfg.compression == "q8" else 16)
+    if name != "plain":
+        params.setdefault("min_clients", 2)
+    if name == "spdz" and cfg.aggregator in ("krum", "multikrum"):
+        name = "spdz-krum"
+        params.setdefault("f", cfg.byzantine_f)
+        if cfg.aggregator == "multikrum":
+            params.setdefault("m", max(1, cfg.aggregator_params.get("m", 0)) or None)
+    params.setdefault("rng", _spawn(rng, f"backend-{name}"))
+    try:
+        return make_aggregator(name, **params)
+    except TypeError as exc:
+        raise ValueError(f"backend_params for {name!r}: {exc}") from None
+
+
+class _Attackers:
+    """Byzantine clients (``fl.attacks``), when the configuration has any."""
+
+    def __init__(self, cfg: FLConfig, ids: list[int], sim: np.random.Generator, n_classes):
+        self.ids: set[int] = set()
+        self.attack = None
+        if cfg.byzantine:
+            if cfg.byzantine >= len(ids):
+                raise ValueError(f"byzantine={cfg.byzantine} must be below the number of clients ({len(ids)})")
+            try:
+                from fl.attacks import make_attack
+            except ImportError:
+                raise UnsupportedParameters("Byzantine attacks (fl.attacks) are not available in this build") from None
+            self.attack = make_attack(cfg.attack, scale=cfg.attack_scale)
+            self.ids = set(int(i) for i in sim.choice(ids, size=cfg.byzantine, replace=False))
+        self.n_classes = n_classes
+
+    def poison(self, cid: int, y: np.ndarray) -> np.ndarray:
+        if cid in self.ids and getattr(self.attack, "poisons_data", False):
+            return self.attack.poison_labels(y, self.n_classes)
+        return y
+
+    def corrupt(self, updates: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        bad = [c for c in updates if c in self.ids]
+        if not bad or getattr(self.attack, "poisons_data", False):
+            return updates
+        honest = np.stack([v for c, v in updates.items() if c not in self.ids] or [np.zeros_like(updates[bad[0]])])
+        out = dict(updates)
+        for c in bad:
+            out[c] = np.asarray(self.attack.corrupt(updates[c], honest), dtype=np.float64)
+        return out
+
+
+def _robust(cfg: FLConfig, updates: dict[int, np.ndarray], weights: dict[int, float], survivors):
+    """A robust rule on plaintext updates (``plain`` backend only: the server sees them)."""
+    try:
+        from fl.aggregation import robust_aggregate
+    except ImportError:
+        raise UnsupportedParameters("robust aggregation (fl.aggregation) is not available in this build") from None
+    ids = sorted(survivors)
+    res = robust_aggregate(cfg.aggregator, np.stack([updates[c] for c in ids]),
+                           np.array([weights[c] for c in ids]), f=cfg.byzantine_f, **cfg.aggregator_params)
+    return res.mean, [ids[i] for i in res.selected]
+
+
+def run(model_fn, clients, test, cfg: FLConfig | None = None, task: str = "classification", *,
+        rng: RandomSource | None = None, show_progress: bool | None = None,
+        target_scale: float = 1.0) -> History:
+    """Train ``model_fn()`` federatedly on ``clients`` and evaluate on ``test``.
+
+    ``clients``: list of ``(X, y)`` numpy arrays, one per client (``y``: int labels for
+    classification, float targets for regression, 0/1 anomaly labels for anomaly, used
+    only for evaluation and to train the autoencoder on normal windows). ``test``: ``(X, y)``.
+    ``cfg``: :class:`fl.FLConfig` (default: its defaults). ``rng``: source of keys, masks,
+    shares and DP noise (default OS CSPRNG). ``target_scale``: regression metrics are
+    reported in ``y * target_scale`` units.
+
+    Returns a :class:`fl.History`. Raises ``ValueError``/``TypeError`` naming the problem
+    for bad input before any training; ``PrivacyBudgetExceeded`` before a round that would
+    overspend (the partial history is on the exception as ``.history``)."""
+    cfg = FLConfig() if cfg is None else cfg
+    if not isinstance(cfg, FLConfig):
+        raise TypeError(f"cfg must be an FLConfig, got {type(cfg).__name__}")
+    if task not in ("classification", "regression", "anomaly"):
+        raise ValueError(f"unknown task {task!r}; choose classification, regression or anomaly")
+    if not callable(model_fn):
+        raise TypeError("model_fn must be a callable returning a fresh torch.nn.Module")
+    clients, test = check_clients(clients, test, task)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads)
+    try:
+        return _run(model_fn, clients, test, cfg, task, resolve_rng(rng), show_progress, target_scale)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -> History:
+    torch.manual_seed(cfg.seed)
+    model = model_fn()
+    n_classes = check_model(model, clients, test, task)
+    ids = list(range(len(clients)))
+    check_combination(cfg, model, len(ids))
+    sim = np.random.default_rng(cfg.seed)  # dropouts and attacker choice: simulation, not secret
+    trainer = LocalTrainer(model_fn, task, cfg)
+    vec = get_vector(model)
+    sizes = {c: len(clients[c][0]) for c in ids}
+    q = cfg.sample_rate if cfg.sample_rate is not None else (
+        (cfg.clients_per_round or len(ids)) / len(ids))
+    privacy = make_privacy(cfg, sizes, q)
+    strategy = make_strategy(cfg)
+    client_rng = _spawn(rng, "clients")
+    bound = cfg.clip_norm + (6.0 * privacy.client_noise_std if privacy is not None
+                             and privacy.unit == "client" else 0.0)
+    backend = make_backend(cfg, bound, rng)
+    compressor = make_compressor(cfg.compression, topk_fraction=cfg.topk_fraction, rng=_spawn(rng, "compress"))
+    attackers = _Attackers(cfg, ids, sim, n_classes)
+    equal_weights = privacy is not None and privacy.unit == "client"
+    hist = History(config=cfg.to_dict())
+    hist.final["attackers"] = sorted(attackers.ids)
+    threshold = None
+    sample_uniform = (lambda n: rng.uniform(n)) if cfg.dp else (lambda n: sim.random(n))
+
+    disable = None if show_progress is None else not show_progress
+    for r in progress(range(1, cfg.rounds + 1), desc="fl rounds", total=cfg.rounds, disable=disable):
+        t0 = time.perf_counter()
+        rec: dict = {"round": r}
+        participants = strategy.configure_round(r, ids, sample_uniform)
+        rec["participants"] = participants
+        if privacy is not None:
+            try:
+                privacy.check_round(participants, r)
+            except PrivacyBudgetExceeded as exc:
+                exc.history = _finish(hist, model, vec, privacy)
+                raise
+        dropped = {c for c in participants if sim.random() < cfg.dropout}
+        updates, weights, losses, q99 = {}, {}, [], []
+        norm_clipped = compress_clipped = 0
+        for c in participants:
+            weights[c] = 1.0 if equal_weights else float(sizes[c])
+            if c in dropped:  # silent after key set-up: never trains, never sends
+                updates[c] = np.zeros_like(vec)
+                continue
+            X, y = clients[c]
+            y = attackers.poison(c, y)
+            dp = privacy.sgd_params(c) if privacy is not None and privacy.unit == "example" else None
+            up = trainer.train(vec, X, y, seed=cfg.seed * 1_000_003 + r * 1009 + c, dp=dp, rng=client_rng)
+            losses.append(up.metrics["loss"])
+            if "recon_q99" in up.metrics:
+                q99.append(up.metrics["recon_q99"])
+            updates[c], info = prepare_update(up.delta, cfg.clip_norm, privacy=privacy, compressor=compressor,
+                                              cid=c, bound=bound, rng=client_rng)
+            norm_clipped += info["clipped"]
+            compress_clipped += info["compress_clipped"]
+        updates = attackers.corrupt(updates)
+        rec.update(dropped=sorted(dropped), norm_clipped=norm_clipped, train_loss=_mean(losses))
+        if not participants:
+            rec.update(aborted=True, abort_reason="no client sampled", seconds=time.perf_counter() - t0)
+            hist.rounds.append(rec)
+            continue
+        try:
+            res = backend.aggregate(updates, weights, dropped=frozenset(dropped))
+        except ProtocolAbort as exc:
+            rec.update(aborted=True, abort_reason=str(exc), survivors=[], seconds=time.perf_counter() - t0)
+            hist.rounds.append(rec)
+            continue
+        survivors = sorted(res.survivors)
+        delta = res.mean
+        t_srv = time.process_time()
+        if cfg.aggregator != "fedavg" and cfg.backend == "plain":
+            delta, selected = _robust(cfg, updates, weights, survivors)
+            rec["selected"] = selected
+        elif "selected" in res.stats:
+            rec["selected"] = sorted(int(i) for i in res.stats["selected"])
+        if privacy is not None and privacy.unit == "client":
+            delta = privacy.finish_sum(delta * len(survivors), rng)
+        if privacy is not None:
+            privacy.record(participants)
+            rec["epsilon"] = privacy.epsilon
+        vec = strategy.update(vec, delta)
+        if q99:
+            threshold = float(np.median(q99))
+        rec.update(aborted=False, survivors=survivors, bytes_up=res.bytes_up, bytes_down=res.bytes_down,
+                   mb_up=res.bytes_up / 1e6, mb_down=res.bytes_down / 1e6,
+                   model_bytes_down=4 * vec.size * len(participants),
+                   backend_clipped=int(res.stats.get("clipped", 0)) + compress_clipped,
+                   atol=res.stats.get("atol"),
+                   server_cpu_s=float(res.stats.get("server_cpu_s", 0.0)) + time.process_time() - t_srv,
+                   client_cpu_s_max=res.stats.get("client_cpu_s_max"))
+        if rec["backend_clipped"]:
+            rec["warning"] = f"{rec['backend_clipped']} values outside the backend's declared range were clipped"
+        if r % cfg.eval_every == 0 or r == cfg.rounds:
+            set_vector(model, vec)
+            rec.update(evaluate(model, test[0], test[1], task, threshold=threshold, target_scale=target_scale))
+        rec["seconds"] = time.perf_counter() - t0
+        hist.rounds.append(rec)
+    return _finish(hist, model, vec, privacy)
+
+
+def _mean(xs):
+    xs = [x for x in xs if x == x]
+    return float(np.mean(xs)) if xs else None
+
+
+def _finish(hist: History, model, vec, privacy) -> History:
+    set_vector(model, vec)
+    hist.model = model
+    done = [r for r in hist.rounds if not r.get("aborted")]
+    last_eval = next((r for r in reversed(done) if "test_loss" in r), {})
+    f = hist.final
+    for k in ("accuracy", "f1", "rmse", "nasa_score", "roc_auc", "test_loss", "threshold",
+              "ACC", "SEN", "SPE", "PRE", "JSS", "FPR", "FNR"):
+        if k in last_eval:
+            f[k] = last_eval[k]
+    f["rounds_completed"] = len(done)
+    f["rounds_aborted"] = len(hist.rounds) - len(done)
+    n = max(1, len(done))
+    f["bytes_up_per_round"] = sum(r["bytes_up"] for r in done) / n
+    f["bytes_down_per_round"] = sum(r["bytes_down"] for r in done) / n
+    f["model_bytes_down_per_round"] = sum(r["model_bytes_down"] for r in done) / n
+    f["seconds_per_round"] = sum(r["seconds"] for r in hist.rounds) / max(1, len(hist.rounds))
+    f["server_cpu_s_per_round"] = sum(r["server_cpu_s"] for r in done) / n
+    f["backend_clipped"] = sum(r["backend_clipped"] for r in done)
+    f["norm_clipped"] = sum(r.get("norm_clipped", 0) for r in hist.rounds)
+    if privacy is not None:
+        f["epsilon"] = privacy.epsilon
+        f["delta"] = privacy.delta
+        f.update(privacy.summary())
+    return hist
