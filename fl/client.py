@@ -43,15 +43,17 @@ def get_vector(model: nn.Module) -> np.ndarray:
 
 def set_vector(model: nn.Module, vec: np.ndarray) -> None:
     """Load a vector produced by :func:`get_vector` (same architecture) into ``model``."""
+    items = _state_items(model)
+    total = sum(v.numel() for _, v in items)
+    if len(vec) != total:
+        raise ValueError(f"vector has {len(vec)} values, the model {total}")
     sd = model.state_dict()
     off = 0
     with torch.no_grad():
-        for k, v in _state_items(model):
+        for k, v in items:
             n = v.numel()
             sd[k].copy_(torch.from_numpy(np.asarray(vec[off:off + n])).reshape(v.shape).to(v.dtype))
             off += n
-    if off != len(vec):
-        raise ValueError(f"vector has {len(vec)} values, the model {off}")
 
 
 def loss_for_task(task: str):

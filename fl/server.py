@@ -237,7 +237,7 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
                    mb_up=res.bytes_up / 1e6, mb_down=res.bytes_down / 1e6,
                    model_bytes_down=4 * vec.size * len(participants),
                    backend_clipped=int(res.stats.get("clipped", 0)) + compress_clipped,
-                   atol=res.stats.get("atol"),
+                   atol=res.stats.get("atol", backend.atol),
                    server_cpu_s=float(res.stats.get("server_cpu_s", 0.0)) + time.process_time() - t_srv,
                    client_cpu_s_max=res.stats.get("client_cpu_s_max"))
         if rec["backend_clipped"]:
