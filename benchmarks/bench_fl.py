@@ -1,0 +1,159 @@
+"""Federated learning: seed 001's Table 2 measured, not copied.
+
+Rows (each a real ``fl.run`` in this process, same data, model, seed and rounds):
+``centralized`` (one client holding the pooled data: the accuracy ceiling), ``fedavg``
+(plain backend), ``fedavg+dp-example eps E`` and ``fedavg+dp-client eps E`` (E = 1, 2;
+central noise), ``fedavg+masking`` / ``+spdz`` / ``+ckks``, and ``fedavg+masking drop 30%``.
+Columns: accuracy and macro F1 (RMSE and the NASA score for C-MAPSS), MB up and down per
+round (the backends' real serialized bytes; "model MB down" is the float32 broadcast of
+the global model), wall seconds per round, server CPU seconds per round, epsilon.
+Ratios: each secure backend's wall time per round over plain FedAvg's, in the same run
+(targets: masking <= 1.5x, ckks <= 2x on the MNIST CNN), and accuracy gap to FedAvg
+(target: within 0.5 points). Plus the LSTM autoencoder on the synthetic IIoT data with
+seed 002's detection metrics.
+"""
+
+from __future__ import annotations
+
+DESCRIPTION = "federated learning: seed 001 Table 2 rows (FedAvg, DP, masking/spdz/ckks, dropout) vs centralized"
+
+# dataset -> (model, FLConfig overrides, partitions, rounds full, rounds quick)
+SETUPS = {
+    "digits": ("cnn", {"optimizer": "adam", "lr": 0.005, "local_epochs": 2, "batch_size": 16}, ("iid", "dirichlet"), 15, 3),
+    "mnist5k": ("cnn", {"optimizer": "adam", "lr": 0.002, "local_epochs": 1, "batch_size": 32}, ("iid", "dirichlet"), 15, 2),
+    "cmapss": ("lstm", {"optimizer": "adam", "lr": 0.005, "local_epochs": 2, "batch_size": 64}, ("unit", "iid"), 15, 2),
+}
+ROWS = ("centralized", "fedavg", "dp-example eps 1", "dp-example eps 2", "dp-client eps 1",
+        "dp-client eps 2", "masking", "spdz", "ckks", "masking drop 30%")
+QUICK_ROWS = ("centralized", "fedavg", "dp-example eps 2", "dp-client eps 2", "masking", "spdz", "ckks",
+              "masking drop 30%")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--datasets", default=None, help="comma-separated (default: digits,mnist5k,cmapss; quick: digits)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per run (default per data set)")
+    parser.add_argument("--clients", type=int, default=10, help="clients (default 10)")
+    parser.add_argument("--rows", default=None, help="comma-separated subset of rows")
+    parser.add_argument("--no-anomaly", action="store_true", help="skip the IIoT LSTM-AE task")
+
+
+def _row_config(row: str, base: dict):
+    from fl.config import FLConfig
+
+    kw = dict(base)
+    if row in ("centralized", "fedavg"):
+        kw["backend"] = "plain"
+    elif row.startswith("dp-"):
+        unit = row.split()[0].split("-")[1]
+        kw.update(backend="plain", dp_epsilon=float(row.split()[-1]), dp_unit=unit, dp_mode="central")
+        if unit == "client":
+            kw.update(clip_norm=1.0)
+    elif row.startswith("masking drop"):
+        kw.update(backend="masking", dropout=0.3)
+    else:
+        kw["backend"] = row
+    return FLConfig(**kw)
+
+
+def _one(row, ds, clients, model_fn, base, seed):
+    import numpy as np
+
+    from fl.server import run
+
+    cfg = _row_config(row, {**base, "seed": seed})
+    if row == "centralized":
+        X = np.concatenate([c[0] for c in clients])
+        y = np.concatenate([c[1] for c in clients])
+        clients = [(X, y)]
+    hist = run(model_fn, clients, (ds.X_test, ds.y_test), cfg, task=ds.task, show_progress=False,
+               target_scale=float(getattr(ds, "target_scale", 1.0) or 1.0))
+    f = hist.final
+    return {
+        "row": row,
+        "accuracy": f.get("accuracy"), "f1": f.get("f1"), "rmse": f.get("rmse"), "nasa_score": f.get("nasa_score"),
+        "mb_up": f["bytes_up_per_round"] / 1e6, "mb_down": f["bytes_down_per_round"] / 1e6,
+        "model_mb_down": f["model_bytes_down_per_round"] / 1e6,
+        "s_per_round": f["seconds_per_round"], "server_cpu_s": f["server_cpu_s_per_round"],
+        "epsilon": f.get("epsilon"), "rounds_aborted": f["rounds_aborted"],
+    }
+
+
+def _anomaly(quick: bool, seed: int) -> dict:
+    from fl.config import FLConfig
+    from fl.data import load_dataset, split_clients
+    from fl.models import default_model_fn
+    from fl.server import run
+
+    ds = load_dataset("iiot", seed=seed)
+    clients = split_clients(ds, 10, scheme="unit" if ds.groups_train is not None else "iid", seed=seed)
+    cfg = FLConfig(rounds=2 if quick else 10, backend="masking", optimizer="adam", lr=0.005, batch_size=64, seed=seed)
+    hist = run(default_model_fn(ds.input_shape, "anomaly"), clients, (ds.X_test, ds.y_test), cfg,
+               task="anomaly", show_progress=False)
+    keys = ("ACC", "SEN", "SPE", "PRE", "JSS", "FPR", "FNR", "f1", "roc_auc", "threshold")
+    return {k: hist.final.get(k) for k in keys}
+
+
+def run(args) -> dict | None:
+    import torch
+
+    from benchmarks.harness import finish, markdown_table, ratio
+    from fl.data import load_dataset, split_clients
+    from fl.models import default_model_fn
+    from privcrypt.progress import progress
+
+    torch.set_num_threads(1)
+    quick = getattr(args, "quick", False)
+    if quick:
+        args.no_write = True  # a quick run never rewrites the committed results
+    names = args.datasets.split(",") if args.datasets else (["digits"] if quick else list(SETUPS))
+    rows = args.rows.split(",") if args.rows else list(QUICK_ROWS if quick else ROWS)
+    for n in names:
+        if n not in SETUPS:
+            raise ValueError(f"unknown data set {n!r}; choose from {', '.join(SETUPS)}")
+    for r in rows:
+        if r not in ROWS:
+            raise ValueError(f"unknown row {r!r}; choose from {', '.join(ROWS)}")
+    table, results, summary = [], {}, {}
+    jobs = []
+    for name in names:
+        model, base, parts, r_full, r_quick = SETUPS[name]
+        for part in (parts[:1] if quick else parts):
+            jobs += [(name, part, row) for row in rows]
+    cache = {}
+    for name, part, row in progress(jobs, desc="bench fl"):
+        model, base, parts, r_full, r_quick = SETUPS[name]
+        seed = 0
+        if (name, part) not in cache:
+            ds = load_dataset(name, seed=seed)
+            clients = split_clients(ds, args.clients, scheme=part, alpha=0.5, seed=seed)
+            cache[(name, part)] = (ds, clients, default_model_fn(ds.input_shape, ds.task, ds.n_classes, model))
+        ds, clients, model_fn = cache[(name, part)]
+        rounds = args.rounds or (r_quick if quick else r_full)
+        res = _one(row, ds, clients, model_fn, {**base, "rounds": rounds}, seed)
+        res.update(dataset=name, partition=part, rounds=rounds)
+        results.setdefault(f"{name}/{part}", []).append(res)
+        table.append(res)
+    for key, rs in results.items():
+        by = {r["row"]: r for r in rs}
+        plain = by.get("fedavg")
+        if not plain:
+            continue
+        s = {}
+        for b in ("masking", "spdz", "ckks", "masking drop 30%"):
+            if b in by:
+                s[f"{b} wall/round vs plain"] = ratio(by[b]["s_per_round"], plain["s_per_round"])
+                if plain.get("accuracy") is not None:
+                    s[f"{b} accuracy gap (points)"] = 100 * (by[b]["accuracy"] - plain["accuracy"])
+                elif plain.get("rmse") is not None:
+                    s[f"{b} rmse gap"] = by[b]["rmse"] - plain["rmse"]
+        summary[key] = s
+    cols = ["dataset", "partition", "row", "accuracy", "f1", "rmse", "mb_up", "mb_down", "model_mb_down",
+            "s_per_round", "server_cpu_s", "epsilon"]
+    md = markdown_table(table, cols)
+    data = {"quick": quick, "clients": args.clients, "rows": table, "ratios": summary}
+    if not args.no_anomaly:
+        data["anomaly_iiot"] = _anomaly(quick, 0)
+        md += "\n\nLSTM autoencoder on synthetic IIoT (masking):\n\n" + markdown_table([data["anomaly_iiot"]])
+    md += "\n\nRatios (same run):\n\n" + markdown_table(
+        [{"setup": k, **{kk: v for kk, v in s.items()}} for k, s in summary.items()]) if summary else ""
+    return finish("fl", data, md, args)
