@@ -140,7 +140,9 @@ def f1_macro(y_true: Any, y_pred: Any, n_classes: int | None = None) -> float:
     return float(per_class_metrics(y_true, y_pred, n_classes)["f1"].mean())
 
 
-def _auc_parts(y_true: Any, y_score: Any, n_classes: int | None) -> tuple[float | None, list[float | None]]:
+def _auc_parts(
+    y_true: Any, y_score: Any, n_classes: int | None
+) -> tuple[float | None, list[float | None]]:
     from sklearn.metrics import roc_auc_score
 
     yt = np.asarray(y_true)

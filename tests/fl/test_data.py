@@ -97,7 +97,8 @@ def test_partitioners_are_seeded():
     c = partition_dirichlet(y, 5, 0.5, seed=8, min_size=2)
     assert all(np.array_equal(p, q) for p, q in zip(a, b))
     assert not all(np.array_equal(p, q) for p, q in zip(a, c))
-    assert all(np.array_equal(p, q) for p, q in zip(partition_iid(50, 3, seed=1), partition_iid(50, 3, seed=1)))
+    d, e = partition_iid(50, 3, seed=1), partition_iid(50, 3, seed=1)
+    assert all(np.array_equal(p, q) for p, q in zip(d, e))
 
 
 def test_dirichlet_rebalances_when_draws_fail():

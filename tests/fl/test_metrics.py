@@ -199,7 +199,8 @@ def test_kfold_stratified_keeps_proportions():
     folds = kfold_indices(60, 10, seed=0, stratify=y)
     for _, te in folds:
         assert np.bincount(y[te], minlength=2).tolist() == [5, 1]
-    assert [te.tolist() for _, te in folds] == [te.tolist() for _, te in kfold_indices(60, 10, seed=0, stratify=y)]
+    again = kfold_indices(60, 10, seed=0, stratify=y)
+    assert [te.tolist() for _, te in folds] == [te.tolist() for _, te in again]
     with pytest.raises(ValueError, match="stratify"):
         kfold_indices(60, 10, stratify=y[:10])
     with pytest.raises(ValueError, match="k must"):
