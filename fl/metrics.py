@@ -263,6 +263,8 @@ def classification_report_dict(
     two classes ``binary``: the metrics of ``positive_label`` (the anomaly/attack class),
     the usual reading of seed 002's single-number SEN/SPE/FPR/FNR.
     """
+    if n_classes is None and y_score is not None and np.ndim(y_score) == 2:
+        n_classes = int(np.shape(y_score)[1])  # a class may be absent from both label arrays
     cm = confusion_matrix(y_true, y_pred, n_classes)
     k = cm.shape[0]
     vals, bad = _per_class(cm)

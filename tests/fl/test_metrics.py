@@ -130,6 +130,9 @@ def test_roc_auc_undefined_is_none():
     rep = classification_report_dict([0, 0, 1], [0, 0, 1], y_score=p, n_classes=3)
     assert rep["roc_auc_per_class"][2] is None
     assert rep["roc_auc"] == pytest.approx(0.5)  # mean over classes 0 and 1 only
+    # n_classes taken from y_score's columns when not given
+    rep = classification_report_dict([0, 0, 1], [0, 0, 1], y_score=p)
+    assert rep["n_classes"] == 3 and len(rep["per_class"]) == 3
     json.dumps(rep, allow_nan=False)
 
 
