@@ -18,10 +18,10 @@ from __future__ import annotations
 DESCRIPTION = "federated learning: seed 001 Table 2 rows (FedAvg, DP, masking/spdz/ckks, dropout) vs centralized"
 
 # dataset -> (model, FLConfig overrides, partitions, rounds full, rounds quick)
-SETUPS = {
-    "digits": ("cnn", {"optimizer": "adam", "lr": 0.005, "local_epochs": 2, "batch_size": 16}, ("iid", "dirichlet"), 15, 3),
-    "mnist5k": ("cnn", {"optimizer": "adam", "lr": 0.002, "local_epochs": 1, "batch_size": 32}, ("iid", "dirichlet"), 15, 2),
-    "cmapss": ("lstm", {"optimizer": "adam", "lr": 0.005, "local_epochs": 2, "batch_size": 64}, ("unit", "iid"), 15, 2),
+SETUPS = {  # training settings: fl.cli.PRESETS (the same the CLI uses)
+    "digits": ("cnn", ("iid", "dirichlet"), 15, 3),
+    "mnist5k": ("cnn", ("iid", "dirichlet"), 15, 2),
+    "cmapss": ("lstm", ("unit", "iid"), 10, 2),
 }
 ROWS = ("centralized", "fedavg", "dp-example eps 1", "dp-example eps 2", "dp-client eps 1",
         "dp-client eps 2", "masking", "spdz", "ckks", "masking drop 30%")
@@ -58,15 +58,16 @@ def _row_config(row: str, base: dict):
 def _one(row, ds, clients, model_fn, base, seed):
     import numpy as np
 
+    from fl.cli import training_view
     from fl.server import run
 
     cfg = _row_config(row, {**base, "seed": seed})
+    clients, test, scale = training_view(ds, clients)
     if row == "centralized":
         X = np.concatenate([c[0] for c in clients])
         y = np.concatenate([c[1] for c in clients])
         clients = [(X, y)]
-    hist = run(model_fn, clients, (ds.X_test, ds.y_test), cfg, task=ds.task, show_progress=False,
-               target_scale=float(getattr(ds, "target_scale", 1.0) or 1.0))
+    hist = run(model_fn, clients, test, cfg, task=ds.task, show_progress=False, target_scale=scale)
     f = hist.final
     return {
         "row": row,
@@ -86,7 +87,9 @@ def _anomaly(quick: bool, seed: int) -> dict:
 
     ds = load_dataset("iiot", seed=seed)
     clients = split_clients(ds, 10, scheme="unit" if ds.groups_train is not None else "iid", seed=seed)
-    cfg = FLConfig(rounds=2 if quick else 10, backend="masking", optimizer="adam", lr=0.005, batch_size=64, seed=seed)
+    from fl.cli import PRESETS
+
+    cfg = FLConfig(rounds=2 if quick else 10, backend="masking", seed=seed, **PRESETS["iiot"])
     hist = run(default_model_fn(ds.input_shape, "anomaly"), clients, (ds.X_test, ds.y_test), cfg,
                task="anomaly", show_progress=False)
     keys = ("ACC", "SEN", "SPE", "PRE", "JSS", "FPR", "FNR", "f1", "roc_auc", "threshold")
@@ -97,6 +100,7 @@ def run(args) -> dict | None:
     import torch
 
     from benchmarks.harness import finish, markdown_table, ratio
+    from fl.cli import PRESETS
     from fl.data import load_dataset, split_clients
     from fl.models import default_model_fn
     from privcrypt.progress import progress
@@ -116,12 +120,13 @@ def run(args) -> dict | None:
     table, results, summary = [], {}, {}
     jobs = []
     for name in names:
-        model, base, parts, r_full, r_quick = SETUPS[name]
+        model, parts, r_full, r_quick = SETUPS[name]
         for part in (parts[:1] if quick else parts):
             jobs += [(name, part, row) for row in rows]
     cache = {}
     for name, part, row in progress(jobs, desc="bench fl"):
-        model, base, parts, r_full, r_quick = SETUPS[name]
+        model, parts, r_full, r_quick = SETUPS[name]
+        base = PRESETS[name]
         seed = 0
         if (name, part) not in cache:
             ds = load_dataset(name, seed=seed)
