@@ -195,3 +195,31 @@ def prepare_update(delta: np.ndarray, clip_norm: float, *, privacy=None, compres
     if compressor is not None:
         clipped, info["compress_clipped"] = compressor.apply(cid, clipped, bound or clip_norm)
     return clipped, info
+
+
+class ClientPipeline:
+    """Everything a client does in a round, as one call: local training (DP-SGD with the
+    example unit) then :func:`prepare_update`. The in-process simulation and the Flower
+    ClientApp both call :meth:`run`, so the client code path is the same on both
+    transports.
+
+    ``dp_sgd``: client id -> DP-SGD parameters (example unit) or ``None``; ``privacy``:
+    the client-level DP object (local noise) or ``None``; ``bound``: the backend's
+    declared per-coordinate range (used by quantizing compression)."""
+
+    def __init__(self, trainer: LocalTrainer, cfg, *, privacy=None, compressor=None, bound: float | None = None):
+        self.trainer, self.cfg = trainer, cfg
+        self.privacy, self.compressor = privacy, compressor
+        self.bound = cfg.clip_norm if bound is None else bound
+
+    def run(self, cid: int, X, y, global_vec: np.ndarray, round_no: int, *,
+            rng: RandomSource) -> tuple[np.ndarray, dict]:
+        """Train client ``cid`` on ``(X, y)`` from ``global_vec`` and return the vector for
+        the secure-aggregation client plus metrics (``loss``, ``norm``, ``clipped``, ...)."""
+        p = self.privacy
+        dp = p.sgd_params(cid) if p is not None and p.unit == "example" else None
+        seed = self.cfg.seed * 1_000_003 + round_no * 1009 + cid
+        up = self.trainer.train(global_vec, X, y, seed=seed, dp=dp, rng=rng)
+        vec, info = prepare_update(up.delta, self.cfg.clip_norm, privacy=p, compressor=self.compressor,
+                                   cid=cid, bound=self.bound, rng=rng)
+        return vec, {**up.metrics, **info, "n_examples": up.n_examples}

@@ -27,13 +27,14 @@ import numpy as np
 import torch
 
 from fl.checks import check_clients, check_combination, check_model
-from fl.client import LocalTrainer, get_vector, prepare_update, set_vector
+from fl.client import ClientPipeline, LocalTrainer, get_vector, set_vector
 from fl.compression import make_compressor
 from fl.config import FLConfig
 from fl.evaluate import evaluate
 from fl.history import History
 from fl.privacy import make_privacy
 from fl.strategy import make_strategy
+from fl.transport import InProcess
 from privcrypt.exceptions import PrivacyBudgetExceeded, ProtocolAbort, UnsupportedParameters
 from privcrypt.progress import progress
 from privcrypt.rng import RandomSource, resolve_rng
@@ -169,6 +170,8 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
     compressor = make_compressor(cfg.compression, topk_fraction=cfg.topk_fraction, rng=_spawn(rng, "compress"))
     attackers = _Attackers(cfg, ids, sim, n_classes)
     equal_weights = privacy is not None and privacy.unit == "client"
+    pipeline = ClientPipeline(trainer, cfg, privacy=privacy, compressor=compressor, bound=bound)
+    transport = InProcess(clients, pipeline, backend, rng=client_rng, attackers=attackers)
     hist = History(config=cfg.to_dict())
     hist.final["attackers"] = sorted(attackers.ids)
     threshold = None
@@ -187,41 +190,28 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
                 exc.history = _finish(hist, model, vec, privacy)
                 raise
         dropped = {c for c in participants if sim.random() < cfg.dropout}
-        updates, weights, losses, q99 = {}, {}, [], []
-        norm_clipped = compress_clipped = 0
-        for c in participants:
-            weights[c] = 1.0 if equal_weights else float(sizes[c])
-            if c in dropped:  # silent after key set-up: never trains, never sends
-                updates[c] = np.zeros_like(vec)
-                continue
-            X, y = clients[c]
-            y = attackers.poison(c, y)
-            dp = privacy.sgd_params(c) if privacy is not None and privacy.unit == "example" else None
-            up = trainer.train(vec, X, y, seed=cfg.seed * 1_000_003 + r * 1009 + c, dp=dp, rng=client_rng)
-            losses.append(up.metrics["loss"])
-            if "recon_q99" in up.metrics:
-                q99.append(up.metrics["recon_q99"])
-            updates[c], info = prepare_update(up.delta, cfg.clip_norm, privacy=privacy, compressor=compressor,
-                                              cid=c, bound=bound, rng=client_rng)
-            norm_clipped += info["clipped"]
-            compress_clipped += info["compress_clipped"]
-        updates = attackers.corrupt(updates)
-        rec.update(dropped=sorted(dropped), norm_clipped=norm_clipped, train_loss=_mean(losses))
+        weights = {c: 1.0 if equal_weights else float(sizes[c]) for c in participants}
+        rec["dropped"] = sorted(dropped)
         if not participants:
             rec.update(aborted=True, abort_reason="no client sampled", seconds=time.perf_counter() - t0)
             hist.rounds.append(rec)
             continue
         try:
-            res = backend.aggregate(updates, weights, dropped=frozenset(dropped))
+            out = transport.run_round(r, participants, dropped, weights, vec)
         except ProtocolAbort as exc:
             rec.update(aborted=True, abort_reason=str(exc), survivors=[], seconds=time.perf_counter() - t0)
             hist.rounds.append(rec)
             continue
+        res, m = out.result, out.metrics
+        rec.update(norm_clipped=sum(bool(v.get("clipped")) for v in m.values()),
+                   train_loss=_mean([v["loss"] for v in m.values()]))
+        compress_clipped = sum(int(v.get("compress_clipped", 0)) for v in m.values())
+        q99 = [v["recon_q99"] for v in m.values() if "recon_q99" in v]
         survivors = sorted(res.survivors)
         delta = res.mean
         t_srv = time.process_time()
         if cfg.aggregator != "fedavg" and cfg.backend == "plain":
-            delta, selected = _robust(cfg, updates, weights, survivors)
+            delta, selected = _robust(cfg, out.updates, weights, survivors)
             rec["selected"] = selected
         elif "selected" in res.stats:
             rec["selected"] = sorted(int(i) for i in res.stats["selected"])
