@@ -74,7 +74,8 @@ def _one(row, ds, clients, model_fn, base, seed):
         "accuracy": f.get("accuracy"), "f1": f.get("f1"), "rmse": f.get("rmse"), "nasa_score": f.get("nasa_score"),
         "mb_up": f["bytes_up_per_round"] / 1e6, "mb_down": f["bytes_down_per_round"] / 1e6,
         "model_mb_down": f["model_bytes_down_per_round"] / 1e6,
-        "s_per_round": f["seconds_per_round"], "server_cpu_s": f["server_cpu_s_per_round"],
+        "s_per_round": f["seconds_per_round"], "cpu_s_per_round": f["cpu_s_per_round"],
+        "server_cpu_s": f["server_cpu_s_per_round"],
         "epsilon": f.get("epsilon"), "rounds_aborted": f["rounds_aborted"],
     }
 
@@ -147,13 +148,14 @@ def run(args) -> dict | None:
         for b in ("masking", "spdz", "ckks", "masking drop 30%"):
             if b in by:
                 s[f"{b} wall/round vs plain"] = ratio(by[b]["s_per_round"], plain["s_per_round"])
+                s[f"{b} CPU/round vs plain"] = ratio(by[b]["cpu_s_per_round"], plain["cpu_s_per_round"])
                 if plain.get("accuracy") is not None:
                     s[f"{b} accuracy gap (points)"] = 100 * (by[b]["accuracy"] - plain["accuracy"])
                 elif plain.get("rmse") is not None:
                     s[f"{b} rmse gap"] = by[b]["rmse"] - plain["rmse"]
         summary[key] = s
     cols = ["dataset", "partition", "row", "accuracy", "f1", "rmse", "mb_up", "mb_down", "model_mb_down",
-            "s_per_round", "server_cpu_s", "epsilon"]
+            "s_per_round", "cpu_s_per_round", "server_cpu_s", "epsilon"]
     md = markdown_table(table, cols)
     data = {"quick": quick, "clients": args.clients, "rows": table, "ratios": summary}
     if not args.no_anomaly:

@@ -179,7 +179,7 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
 
     disable = None if show_progress is None else not show_progress
     for r in progress(range(1, cfg.rounds + 1), desc="fl rounds", total=cfg.rounds, disable=disable):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rec: dict = {"round": r}
         participants = strategy.configure_round(r, ids, sample_uniform)
         rec["participants"] = participants
@@ -230,6 +230,7 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
                    atol=res.stats.get("atol", backend.atol),
                    server_cpu_s=float(res.stats.get("server_cpu_s", 0.0)) + time.process_time() - t_srv,
                    client_cpu_s_max=res.stats.get("client_cpu_s_max"))
+        rec["cpu_s"] = time.process_time() - c0  # all simulated parties' training + protocol CPU
         if rec["backend_clipped"]:
             rec["warning"] = f"{rec['backend_clipped']} values outside the backend's declared range were clipped"
         if r % cfg.eval_every == 0 or r == cfg.rounds:
@@ -262,6 +263,7 @@ def _finish(hist: History, model, vec, privacy) -> History:
     f["bytes_down_per_round"] = sum(r["bytes_down"] for r in done) / n
     f["model_bytes_down_per_round"] = sum(r["model_bytes_down"] for r in done) / n
     f["seconds_per_round"] = sum(r["seconds"] for r in hist.rounds) / max(1, len(hist.rounds))
+    f["cpu_s_per_round"] = sum(r["cpu_s"] for r in done) / n
     f["server_cpu_s_per_round"] = sum(r["server_cpu_s"] for r in done) / n
     f["backend_clipped"] = sum(r["backend_clipped"] for r in done)
     f["norm_clipped"] = sum(r.get("norm_clipped", 0) for r in hist.rounds)
