@@ -40,7 +40,7 @@ from privcrypt.progress import progress
 from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg import make_aggregator
 
-__all__ = ["run", "make_backend"]
+__all__ = ["run", "serve", "make_backend", "round_bound", "sampling_rate"]
 
 
 def _spawn(rng: RandomSource, label: str) -> RandomSource:
@@ -149,6 +149,21 @@ def run(model_fn, clients, test, cfg: FLConfig | None = None, task: str = "class
         torch.set_num_threads(threads)
 
 
+def round_bound(cfg: FLConfig, privacy) -> float:
+    """The backends' declared per-coordinate range: ``clip_norm`` (a clipped update's
+    coordinates are within it), widened by 6 standard deviations of the clients' own
+    noise in local DP mode (values beyond are clipped by the backend and counted)."""
+    extra = privacy.client_noise_std if privacy is not None and privacy.unit == "client" else 0.0
+    return cfg.clip_norm + 6.0 * extra
+
+
+def sampling_rate(cfg: FLConfig, n_clients: int) -> float:
+    """The rate at which the server samples clients (Poisson rate, or m / N)."""
+    if cfg.sample_rate is not None:
+        return cfg.sample_rate
+    return (cfg.clients_per_round or n_clients) / n_clients
+
+
 def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -> History:
     torch.manual_seed(cfg.seed)
     model = model_fn()
@@ -156,24 +171,34 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
     ids = list(range(len(clients)))
     check_combination(cfg, model, len(ids))
     sim = np.random.default_rng(cfg.seed)  # dropouts and attacker choice: simulation, not secret
-    trainer = LocalTrainer(model_fn, task, cfg)
-    vec = get_vector(model)
     sizes = {c: len(clients[c][0]) for c in ids}
-    q = cfg.sample_rate if cfg.sample_rate is not None else (
-        (cfg.clients_per_round or len(ids)) / len(ids))
-    privacy = make_privacy(cfg, sizes, q)
-    strategy = make_strategy(cfg)
-    client_rng = _spawn(rng, "clients")
-    bound = cfg.clip_norm + (6.0 * privacy.client_noise_std if privacy is not None
-                             and privacy.unit == "client" else 0.0)
+    privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(ids)))
+    bound = round_bound(cfg, privacy)
     backend = make_backend(cfg, bound, rng)
     compressor = make_compressor(cfg.compression, topk_fraction=cfg.topk_fraction, rng=_spawn(rng, "compress"))
     attackers = _Attackers(cfg, ids, sim, n_classes)
-    equal_weights = privacy is not None and privacy.unit == "client"
-    pipeline = ClientPipeline(trainer, cfg, privacy=privacy, compressor=compressor, bound=bound)
-    transport = InProcess(clients, pipeline, backend, rng=client_rng, attackers=attackers)
-    hist = History(config=cfg.to_dict())
+    pipeline = ClientPipeline(LocalTrainer(model_fn, task, cfg), cfg, privacy=privacy, compressor=compressor,
+                              bound=bound)
+    transport = InProcess(clients, pipeline, backend, rng=_spawn(rng, "clients"), attackers=attackers)
+    hist = serve(model, sizes, test, cfg, task, transport, privacy=privacy, rng=rng, atol=backend.atol,
+                 sim=sim, show_progress=show_progress, target_scale=target_scale)
     hist.final["attackers"] = sorted(attackers.ids)
+    return hist
+
+
+def serve(model, sizes: dict[int, int], test, cfg: FLConfig, task: str, transport, *, privacy, rng: RandomSource,
+          atol: float = 0.0, sim: np.random.Generator | None = None, show_progress: bool | None = None,
+          target_scale: float = 1.0) -> History:
+    """The server's round loop over any :class:`fl.transport.Transport` (simulation and
+    deployment share it). ``sizes``: client id -> number of examples (FedAvg weights);
+    ``privacy``: :func:`fl.privacy.make_privacy`'s object or ``None``; ``sim``: the
+    seeded generator for simulated dropouts and non-DP client sampling."""
+    ids = sorted(sizes)
+    sim = np.random.default_rng(cfg.seed) if sim is None else sim
+    vec = get_vector(model)
+    strategy = make_strategy(cfg)
+    equal_weights = privacy is not None and privacy.unit == "client"
+    hist = History(config=cfg.to_dict())
     threshold = None
     sample_uniform = (lambda n: rng.uniform(n)) if cfg.dp else (lambda n: sim.random(n))
 
@@ -227,7 +252,7 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
                    mb_up=res.bytes_up / 1e6, mb_down=res.bytes_down / 1e6,
                    model_bytes_down=4 * vec.size * len(participants),
                    backend_clipped=int(res.stats.get("clipped", 0)) + compress_clipped,
-                   atol=res.stats.get("atol", backend.atol),
+                   atol=res.stats.get("atol", atol),
                    server_cpu_s=float(res.stats.get("server_cpu_s", 0.0)) + time.process_time() - t_srv,
                    client_cpu_s_max=res.stats.get("client_cpu_s_max"))
         rec["cpu_s"] = time.process_time() - c0  # all simulated parties' training + protocol CPU
