@@ -138,5 +138,12 @@ def check_combination(cfg, model: nn.Module, n_clients: int) -> None:
         if bn:
             raise ValueError(f"example-level DP-SGD needs per-example gradients, which {bn[0]} "
                              f"(batch statistics) breaks; use GroupNorm/LayerNorm or dp_unit='client'")
+    if cfg.adv_train is not None:
+        try:
+            from fl.adversarial import make_attack
+        except ImportError:
+            raise ValueError("adversarial training needs fl.adversarial, which this build lacks") from None
+        if cfg.adv_train != "fda3":
+            make_attack(cfg.adv_train)  # unknown names raise ValueError listing the known ones
     if cfg.dp and cfg.dp_unit == "client" and cfg.dp_mode == "distributed" and cfg.backend not in ("masking", "spdz"):
         raise ValueError("dp_mode='distributed' needs a secure backend that sums integers: masking or spdz")

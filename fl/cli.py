@@ -54,6 +54,10 @@ _FIELDS = [
     ("--dp-accountant", "dp_accountant", str, "rdp or pld (default rdp)"),
     ("--compression", "compression", str, "none, q8, q16 or topk (default none)"),
     ("--dropout", "dropout", float, "probability a sampled client goes silent after key set-up (default 0)"),
+    ("--adv-train", "adv_train", str,
+     "adversarial training: an attack name (fgsm, pgd, bim, ...) or fda3 (per-client attacks)"),
+    ("--adv-alpha", "adv_alpha", float, "weight a of the adversarial loss (default 0.5)"),
+    ("--adv-eps", "adv_eps", float, "attack budget for adversarial training (attack default)"),
     ("--seed", "seed", int, "seed for data order, model init, sampling and dropouts (default 0)"),
     ("--threads", "torch_threads", int, "torch threads (default 1)"),
 ]

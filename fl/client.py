@@ -97,9 +97,11 @@ class LocalTrainer:
         return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum)
 
     def train(self, global_vec: np.ndarray, X: np.ndarray, y: np.ndarray, *, seed: int,
-              dp: dict | None = None, rng: RandomSource | None = None) -> ClientUpdate:
+              dp: dict | None = None, rng: RandomSource | None = None, attack=None) -> ClientUpdate:
         """Train from ``global_vec`` on ``(X, y)`` and return the delta. ``seed`` fixes the
-        batch order (not secret); with ``dp`` the batches come from ``rng`` instead."""
+        batch order (not secret); with ``dp`` the batches come from ``rng`` instead.
+        ``attack`` (an ``fl.adversarial`` attack) turns on adversarial training with the
+        FDA³ loss ``(1 - a) L_nat + a L_adv``, ``a = cfg.adv_alpha``."""
         set_vector(self.model, global_vec)
         self.model.train()
         xt, yt = _to_tensors(X, y, self.task)
@@ -120,14 +122,20 @@ class LocalTrainer:
                 batches = [None] * max(1, math.ceil(n / B))
             for idx in batches:
                 opt.zero_grad(set_to_none=True)
-                if dp is None:
+                if dp is None and attack is not None:
+                    from fl.adversarial import adversarial_loss
+
+                    loss = adversarial_loss(self.model, xt[idx], yt[idx], attack, self.cfg.adv_alpha)
+                    loss.backward()
+                    losses.append(float(loss.detach()))
+                elif dp is None:
                     out = self.model(xt[idx])
                     loss = self.loss(out, xt[idx], yt[idx])
                     loss.backward()
                     losses.append(float(loss.detach()))
                 else:
                     sel = torch.from_numpy(np.flatnonzero(rng.uniform(n) < dp["sample_rate"]))
-                    losses.append(self._dp_step(xt[sel], yt[sel], dp, n, rng))
+                    losses.append(self._dp_step(xt[sel], yt[sel], dp, n, rng, attack))
                 opt.step()
         delta = get_vector(self.model) - global_vec
         metrics = {"loss": float(np.mean(losses)) if losses else float("nan")}
@@ -136,31 +144,39 @@ class LocalTrainer:
         return ClientUpdate(delta, int(n), metrics)
 
     # -- DP-SGD ----------------------------------------------------------------------------
-    def _per_example_grads(self, xb, yb) -> list[torch.Tensor]:
+    def _per_example_grads(self, xb, yb, xa=None) -> list[torch.Tensor]:
+        """Per-example gradients of the loss (of the FDA³ loss when adversarial examples
+        ``xa`` are given, crafted beforehand on the whole batch)."""
         params = {k: v.detach() for k, v in self.model.named_parameters()}
         buffers = {k: v.detach() for k, v in self.model.named_buffers()}
-        loss = self.loss
+        loss, a = self.loss, (self.cfg.adv_alpha if xa is not None else 0.0)
+        xa = xb if xa is None else xa
 
-        def one(p, b, x, y):
+        def one(p, b, x, x_adv, y):
             out = torch.func.functional_call(self.model, (p, b), (x.unsqueeze(0),))
-            return loss(out, x.unsqueeze(0), y.unsqueeze(0))
+            val = loss(out, x.unsqueeze(0), y.unsqueeze(0))
+            if a:
+                out_a = torch.func.functional_call(self.model, (p, b), (x_adv.unsqueeze(0),))
+                val = (1 - a) * val + a * loss(out_a, x_adv.unsqueeze(0), y.unsqueeze(0))
+            return val
 
         if self._vmap_ok is not False:
             try:
-                g = torch.func.vmap(torch.func.grad(one), in_dims=(None, None, 0, 0))(params, buffers, xb, yb)
+                g = torch.func.vmap(torch.func.grad(one), in_dims=(None, None, 0, 0, 0))(params, buffers, xb, xa, yb)
                 self._vmap_ok = True
                 return [g[k] for k in params]
             except (RuntimeError, NotImplementedError):
                 if self._vmap_ok:  # it worked before: a real error
                     raise
                 self._vmap_ok = False
-        rows = [torch.func.grad(one)(params, buffers, xb[i], yb[i]) for i in range(xb.shape[0])]
+        rows = [torch.func.grad(one)(params, buffers, xb[i], xa[i], yb[i]) for i in range(xb.shape[0])]
         return [torch.stack([r[k] for r in rows]) for k in params]
 
-    def _dp_step(self, xb, yb, dp, n, rng) -> float:
+    def _dp_step(self, xb, yb, dp, n, rng, attack=None) -> float:
         clip, z = dp["clip"], dp["noise_multiplier"]
         if xb.shape[0] > 0:
-            grads = self._per_example_grads(xb, yb)
+            xa = attack(self.model, xb, yb).detach() if attack is not None else None
+            grads = self._per_example_grads(xb, yb, xa)
             norms = torch.sqrt(sum((g.reshape(g.shape[0], -1).double() ** 2).sum(1) for g in grads))
             factor = torch.clamp(clip / (norms + 1e-12), max=1.0)
             summed = [(g * factor.reshape(-1, *[1] * (g.dim() - 1)).to(g.dtype)).sum(0) for g in grads]
@@ -211,6 +227,22 @@ class ClientPipeline:
         self.trainer, self.cfg = trainer, cfg
         self.privacy, self.compressor = privacy, compressor
         self.bound = cfg.clip_norm if bound is None else bound
+        self._attacks: dict[str, object] = {}
+
+    def attack_for(self, cid: int):
+        """The adversarial-training attack client ``cid`` trains against (``None`` without
+        ``adv_train``): the configured one, or FDA³'s per-client schedule for ``"fda3"``."""
+        name = self.cfg.adv_train
+        if name is None:
+            return None
+        from fl.adversarial import client_attack_schedule, make_attack
+
+        if name == "fda3":
+            name = client_attack_schedule(cid + 1)[cid]
+        if name not in self._attacks:
+            kw = {} if self.cfg.adv_eps is None else {"eps": self.cfg.adv_eps}
+            self._attacks[name] = make_attack(name, **kw)
+        return self._attacks[name]
 
     def run(self, cid: int, X, y, global_vec: np.ndarray, round_no: int, *,
             rng: RandomSource) -> tuple[np.ndarray, dict]:
@@ -219,7 +251,7 @@ class ClientPipeline:
         p = self.privacy
         dp = p.sgd_params(cid) if p is not None and p.unit == "example" else None
         seed = self.cfg.seed * 1_000_003 + round_no * 1009 + cid
-        up = self.trainer.train(global_vec, X, y, seed=seed, dp=dp, rng=rng)
+        up = self.trainer.train(global_vec, X, y, seed=seed, dp=dp, rng=rng, attack=self.attack_for(cid))
         vec, info = prepare_update(up.delta, self.cfg.clip_norm, privacy=p, compressor=self.compressor,
                                    cid=cid, bound=self.bound, rng=rng)
         return vec, {**up.metrics, **info, "n_examples": up.n_examples}

@@ -87,6 +87,11 @@ class FLConfig:
     ``attack_scale``, to measure robustness. ``strategy``: server optimizer ``fedavg`` | ``fedavgm`` | ``fedadam`` with
     ``server_lr``, ``server_momentum``, ``adam_beta1``, ``adam_beta2``, ``adam_tau``.
 
+    Adversarial training (classification): ``adv_train`` names an attack of
+    ``fl.adversarial`` (``fgsm``, ``pgd``, ...) that every client trains against, or
+    ``"fda3"`` (each client faces its own attack, FDA³'s schedule); the local loss is
+    ``(1 - adv_alpha) L_nat + adv_alpha L_adv``; ``adv_eps`` overrides the attack's budget.
+
     ``seed`` fixes data order, model initialisation, client sampling and dropouts; secrets
     and DP noise always come from ``privcrypt.rng`` (pass ``rng=`` to :func:`fl.run` for a
     deterministic source in tests). ``torch_threads``: threads torch may use (1 default).
@@ -126,6 +131,9 @@ class FLConfig:
     compression: str = "none"
     topk_fraction: float = 0.1
     dropout: float = 0.0
+    adv_train: str | None = None
+    adv_alpha: float = 0.5
+    adv_eps: float | None = None
     seed: int = 0
     torch_threads: int = 1
     eval_every: int = 1
@@ -189,6 +197,13 @@ class FLConfig:
         dr = _positive_float("dropout", self.dropout, allow_zero=True)
         if dr >= 1:
             raise ValueError(f"dropout must be in [0, 1), got {dr}")
+        if self.adv_train is not None and (not isinstance(self.adv_train, str) or not self.adv_train):
+            raise ValueError(f"adv_train must be an attack name or 'fda3', got {self.adv_train!r}")
+        a = _positive_float("adv_alpha", self.adv_alpha, allow_zero=True)
+        if a > 1:
+            raise ValueError(f"adv_alpha must be in [0, 1], got {a}")
+        if self.adv_eps is not None:
+            self.adv_eps = _positive_float("adv_eps", self.adv_eps)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
 

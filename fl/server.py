@@ -141,6 +141,8 @@ def run(model_fn, clients, test, cfg: FLConfig | None = None, task: str = "class
     if not callable(model_fn):
         raise TypeError("model_fn must be a callable returning a fresh torch.nn.Module")
     clients, test = check_clients(clients, test, task)
+    if cfg.adv_train is not None and task != "classification":
+        raise ValueError(f"adversarial training (adv_train={cfg.adv_train!r}) is for classification, not {task}")
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.torch_threads)
     try:
