@@ -18,8 +18,9 @@ and those can be computed on shares. A round, stage by stage:
    deals ``[A]`` (K × d, uniform) and ``[A·Aᵀ]``; the parties open ``D = X - A`` (uniform,
    MAC-checked: K·d elements, not K²·d) and form locally
    ``[G] = [A·Aᵀ] + D·[A]ᵀ + [A]·Dᵀ + D·Dᵀ`` (MAC shares alike; ``D·Dᵀ`` is public). The local
-   products are exact modular matrix products on 16-bit limbs through float64 BLAS:
-   ``K²·d`` multiply-adds per share row (shares and MAC shares), the same order as the
+   products are exact modular matrix products on 21-bit limbs through float64 BLAS:
+   ``K²·d`` modular multiply-adds per party for its shares and as many for its MAC shares
+   (9 float multiply-adds each, one per limb pair), the same order as the
    ``K²/2·d`` products of the pairwise differences, but with ``K·d`` openings instead of
    ``K²·d`` and ``K·d + K²`` preprocessed elements instead of ``K²/2·d`` triples.
 4. ``norm_check`` (only with ``norm_bound``): the diagonal ``G_kk = ‖x_k‖²`` is opened
@@ -51,8 +52,10 @@ clients -> ``ProtocolAbort``.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import math
+import os
 import time
 
 import numpy as np
@@ -69,12 +72,21 @@ from privcrypt.wire import Message
 
 __all__ = ["SpdzKrumAggregator", "matmul_mod", "gram_on_shares", "sq_distances_on_shares", "krum_select"]
 
-_LIMB, _NLIMB = 16, 4  # 4 limbs of 16 bits hold a 61-bit residue; products are 32-bit
-_CHUNK = 1 << 14  # columns per BLAS call: 2^14·16·(2^16-1)^2 < 2^53, exact in float64
+_LIMB, _NLIMB = 21, 3  # three limbs (21, 21, 19 bits) hold a 61-bit residue; products < 2^42
+_CHUNK = 1 << 11  # columns per BLAS call: 2^11·(2^21-1)^2 < 2^53, so float64 sums are exact
+#: BLAS threads inside :func:`matmul_mod` (``PRIVCRYPT_BLAS_THREADS``, default 1): OpenBLAS
+#: workers spin-wait, and on the shared 2-core box two of them ran the product 20x slower
+#: than one. Needs ``threadpoolctl`` to take effect (installed with scikit-learn).
+BLAS_THREADS = max(1, int(os.environ.get("PRIVCRYPT_BLAS_THREADS", "1")))
+
+try:  # optional: only limits OpenBLAS/MKL threads
+    from threadpoolctl import threadpool_limits as _blas_limits
+except ImportError:  # pragma: no cover
+    _blas_limits = None
 
 
 def _limbs(a: np.ndarray) -> np.ndarray:
-    """(R, c) residues -> (4R, c) float64 limbs, limb-major (limb l of all rows together)."""
+    """(R, c) residues -> (3R, c) float64 limbs, limb-major (limb l of all rows together)."""
     mask = np.uint64((1 << _LIMB) - 1)
     return np.concatenate([((a >> np.uint64(_LIMB * l)) & mask).astype(np.float64) for l in range(_NLIMB)])
 
@@ -82,18 +94,23 @@ def _limbs(a: np.ndarray) -> np.ndarray:
 def matmul_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a·bᵀ mod p`` for residue matrices ``a`` (R, d) and ``b`` (S, d), exactly.
 
-    Each residue is split into four 16-bit limbs; one float64 BLAS product per column chunk
-    multiplies all limb pairs at once (every partial sum is an integer below 2^53, so
-    float64 is exact), and the limb products are recombined with Python integers (R·S·7 of
-    them). Cost: 16·R·S·d multiply-adds in BLAS."""
+    Each residue is split into three limbs of at most 21 bits; one float64 BLAS product per
+    chunk of 2^11 columns multiplies all limb pairs at once (every partial sum is an integer
+    below 2^53, so float64 is exact), chunks accumulate in uint64 (exact for d < 2^21), and
+    the limb products are recombined mod p with Python integers (R·S·9 of them). Cost:
+    9·R·S·d multiply-adds in BLAS."""
     a, b = np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"matmul_mod needs (R, d) and (S, d), got {a.shape} and {b.shape}")
+    if a.shape[1] >= 1 << 21:
+        raise ValueError("matmul_mod: d must be below 2^21 (exact uint64 accumulation)")
     r, s = a.shape[0], b.shape[0]
-    acc = np.zeros((_NLIMB * r, _NLIMB * s), dtype=np.uint64)  # < 2^53 per chunk; d/2^14 chunks
-    for lo in range(0, a.shape[1], _CHUNK):
-        prod = _limbs(a[:, lo: lo + _CHUNK]) @ _limbs(b[:, lo: lo + _CHUNK]).T
-        acc += prod.astype(np.uint64)  # exact integers; d < 2^21 keeps the sum below 2^64
+    acc = np.zeros((_NLIMB * r, _NLIMB * s), dtype=np.uint64)
+    ctx = _blas_limits(limits=BLAS_THREADS, user_api="blas") if _blas_limits else contextlib.nullcontext()
+    with ctx:
+        for lo in range(0, a.shape[1], _CHUNK):
+            prod = _limbs(a[:, lo: lo + _CHUNK]) @ _limbs(b[:, lo: lo + _CHUNK]).T
+            acc += prod.astype(np.uint64)
     out = np.zeros((r, s), dtype=object)
     for la in range(_NLIMB):
         for lb in range(_NLIMB):
@@ -126,9 +143,11 @@ def gram_on_shares(engine: SpdzEngine, x: Shared, pair: OneShot | None = None) -
                     float(field.P), x.offset)
     dd = engine.open_residues(masked)  # D = X - A, MAC-checked
     n = engine.n_parties
-    cross = matmul_mod(dd, np.concatenate([a.shares.reshape(n * k, d), a.macs.reshape(n * k, d)]))
-    cross = cross.reshape(k, 2, n, k)  # [D·A_iᵀ] and [D·M(A)_iᵀ]
-    ddt = matmul_mod(dd, dd)
+    # one product for every party's D·A_iᵀ, D·M(A)_iᵀ and the public D·Dᵀ (in deployment each
+    # party computes its own two blocks and D·Dᵀ)
+    both = matmul_mod(dd, np.concatenate([a.shares.reshape(n * k, d), a.macs.reshape(n * k, d), dd]))
+    cross = both[:, : 2 * n * k].reshape(k, 2, n, k)
+    ddt = np.ascontiguousarray(both[:, 2 * n * k:])
     shares, macs = aa.shares.copy(), aa.macs.copy()
     for i in range(n):
         for tgt, blk in ((shares, cross[:, 0, i, :]), (macs, cross[:, 1, i, :])):
