@@ -35,12 +35,16 @@ and those can be computed on shares. A round, stage by stage:
 
 What is revealed to the compute parties (and to whoever receives ``stats``): the K × K
 matrix of squared distances between the accepted clients' (clipped, fixed-point) updates;
-with ``norm_bound`` each client's squared norm; which clients were selected; the mean of the
-selected updates. **Not revealed**: any individual update or coordinate, any inner product
-on its own, the unselected updates' mean. Distances do leak geometry: with K clients the
-matrix fixes the updates up to a common rotation, translation and reflection, so knowing
-some updates (e.g. colluding clients' own) narrows the others; a party that also knows the
-mean learns the centroid. State this to users: the distance matrix is the price of Krum.
+with ``norm_bound`` each client's squared norm; which clients were selected; the weighted
+mean of the ``m`` selected updates. **With ``m = 1`` (plain Krum) that mean is one client's
+whole update**: use Multi-Krum (``m >= 2``, e.g. ``n - f``) when individual updates must
+stay hidden (``stats["opened_mean_of"]`` says how many updates the output averages).
+**Not revealed**: any individual update (for ``m >= 2``) or coordinate, the Gram matrix's
+inner products on their own, the unselected updates. Distances do leak geometry: they fix
+the K updates up to a common rotation, reflection and translation (classical MDS); a
+coalition that knows some updates (colluding clients' own, or the opened mean) learns every
+other update's projection onto the span of the known ones' differences and its distance to
+them. The distance matrix is the price of Krum; state it to users.
 
 Threat model: as ``spdz``. The dealer is semi-honest and non-colluding; up to
 ``n_parties - 1`` compute parties may collude and deviate (malicious with abort: a tampered
@@ -193,9 +197,10 @@ class SpdzKrumAggregator(SpdzAggregator):
     mean of the selected updates is output. Stages, what is revealed and the threat model
     are in the module docstring.
 
-    Parameters: ``f`` (Byzantine clients to tolerate; a round needs ``>= 2f + 3`` accepted
-    clients, else ``ProtocolAbort(stage="krum")``), ``m`` (clients averaged, default 1;
-    ``1 <= m <= n - f``), ``verify_range`` (default **True**: without the range proof a
+    Parameters: ``f`` (Byzantine clients to tolerate; a round needs ``>= max(2f + 3, m + f,
+    min_clients)`` accepted clients, else ``ProtocolAbort`` naming the stage), ``m`` (clients
+    averaged, default 1; **with m = 1 the opened output is the selected client's own update**,
+    so prefer ``m >= 2`` when updates are private), ``verify_range`` (default **True**: without the range proof a
     malicious client's shared value is any field element and its distances can wrap mod p,
     so Krum would be unsound), and the ``spdz`` backend's ``n_parties``, ``frac_bits``,
     ``clip``, ``norm_bound``, ``min_clients``, ``rng``, ``record_view``.
@@ -347,6 +352,7 @@ class SpdzKrumAggregator(SpdzAggregator):
             "n_parties": n,
             "f": self.f,
             "m": self.m,
+            "opened_mean_of": len(selected),  # 1: the output IS one client's update
             "atol": self.atol,
         }
         if self.record_view:

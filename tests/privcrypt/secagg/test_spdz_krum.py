@@ -59,6 +59,7 @@ def test_selects_exactly_what_plaintext_krum_selects(k, f, m, attackers):
     res = make_aggregator("spdz-krum", f=f, m=m, clip=1.0, rng=DeterministicRandom(2)).aggregate(ups)
     agg, sel = plain_krum(ups, f, m)
     assert res.stats["selected"] == sel and res.survivors == frozenset(sel)
+    assert res.stats["opened_mean_of"] == m  # m = 1: the output is one client's update
     assert not set(sel) & set(attackers)
     assert np.max(np.abs(res.mean - agg)) <= res.stats["atol"]
     x = np.array([ups[i] for i in res.stats["distance_clients"]])
