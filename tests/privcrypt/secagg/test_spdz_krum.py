@@ -41,6 +41,8 @@ def test_matmul_mod_is_exact():
     assert R.matmul_mod(a, b).tolist() == ref
     top = np.full((2, 5), P - 1, dtype=np.uint64)  # (-1)·(-1)·5 = 5
     assert R.matmul_mod(top, top).tolist() == [[5, 5], [5, 5]]
+    long = np.full((1, (1 << 20) + 3), P - 1, dtype=np.uint64)  # two column blocks
+    assert R.matmul_mod(long, long).tolist() == [[(1 << 20) + 3]]
 
 
 def test_gram_and_distances_on_shares_are_exact():
