@@ -58,6 +58,7 @@ __all__ = [
     "robust_aggregate",
     "RobustResult",
     "AGGREGATORS",
+    "secure_backend_for",
 ]
 
 #: Names accepted by :func:`robust_aggregate`.
@@ -338,3 +339,38 @@ def robust_aggregate(name: str, updates, weights=None, *, f: int = 0, **params) 
     clipped, count = norm_bound(arr, params.get("multiple", 1.0))
     info.update(clipped=count, multiple=float(params.get("multiple", 1.0)))
     return RobustResult(weighted_mean(clipped, w), everyone, info)
+
+
+#: Rules that need every individual update in the clear.
+_NEEDS_INDIVIDUAL = ("median", "trimmed", "bulyan", "centered_clip")
+
+
+def secure_backend_for(backend: str, aggregator: str) -> str:
+    """The secure-aggregation backend that runs ``aggregator`` under ``backend``, or a
+    ``ValueError`` that names the secure alternatives (DESIGN.md, honest composition).
+
+    * ``plain``: every rule (the server sees each update) -> ``"plain"``.
+    * ``fedavg`` with any backend -> that backend.
+    * ``masking`` / ``ckks`` hide individual updates: any robust rule is an error.
+    * ``spdz``: ``krum`` / ``multikrum`` -> ``"spdz-krum"`` (distances on shares, only the
+      distance matrix opened); ``normbound`` -> ``"spdz"`` with its range-proved absolute
+      ``norm_bound`` (the caller chooses the bound; the median norm is not known on shares);
+      median, trimmed mean, Bulyan and centered clipping -> error (they need the updates)."""
+    if aggregator not in AGGREGATORS:
+        raise ValueError(f"unknown aggregator {aggregator!r}; known: {', '.join(AGGREGATORS)}")
+    if backend == "plain" or aggregator == "fedavg":
+        return backend
+    alternatives = ("secure alternatives: --backend spdz with --aggregator krum or multikrum "
+                    "(Krum on SPDZ shares, only the pairwise distances are opened), or --backend "
+                    "spdz with a norm bound (range-proved in MPC, only each squared norm is opened)")
+    if backend in ("masking", "ckks"):
+        raise ValueError(f"aggregator {aggregator!r} needs individual updates, which the {backend!r} "
+                         f"backend never reveals; {alternatives}")
+    if backend == "spdz":
+        if aggregator in ("krum", "multikrum"):
+            return "spdz-krum"
+        if aggregator == "normbound":
+            return "spdz"
+        raise ValueError(f"aggregator {aggregator!r} cannot run on SPDZ shares (it needs secure "
+                         f"comparisons of every coordinate); {alternatives}")
+    raise ValueError(f"unknown backend {backend!r}")

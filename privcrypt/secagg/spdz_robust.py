@@ -171,6 +171,8 @@ def sq_distances_on_shares(g: Shared) -> Shared:
         out = field.addmod(np.ascontiguousarray(np.broadcast_to(diag[..., :, None], m.shape)),
                            np.ascontiguousarray(np.broadcast_to(diag[..., None, :], m.shape)))
         return field.submod(out, field.addmod(m, m))
+    if math.ceil(4 * g.bound * 2.0**g.frac_bits).bit_length() > MAX_ABS_BITS:
+        raise UnsupportedParameters("squared distances could overflow Z_p: lower clip or frac_bits")
     off = None if g.offset is None else lin(g.offset[None])[0]
     return Shared(lin(g.shares), lin(g.macs), g.frac_bits, 4 * g.bound, off)
 

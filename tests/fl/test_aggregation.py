@@ -17,6 +17,7 @@ from fl.aggregation import (
     krum_select,
     norm_bound,
     robust_aggregate,
+    secure_backend_for,
     trimmed_mean,
     weighted_mean,
 )
@@ -182,3 +183,17 @@ def test_krum_select_on_distances_matches_krum(f, seed):
     x = np.random.default_rng(seed).normal(size=(2 * f + 4, 3))  # data, not secrets
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     assert krum_select(d2, f, 2).tolist() == krum(x, f, 2)[1].tolist()
+
+
+def test_secure_backend_for():
+    assert secure_backend_for("plain", "median") == "plain"
+    assert secure_backend_for("masking", "fedavg") == "masking"
+    assert secure_backend_for("spdz", "multikrum") == "spdz-krum"
+    assert secure_backend_for("spdz", "normbound") == "spdz"
+    for backend in ("masking", "ckks"):
+        with pytest.raises(ValueError, match="secure alternatives: --backend spdz"):
+            secure_backend_for(backend, "krum")
+    with pytest.raises(ValueError, match="cannot run on SPDZ shares"):
+        secure_backend_for("spdz", "median")
+    with pytest.raises(ValueError, match="unknown"):
+        secure_backend_for("spdz", "mean")
