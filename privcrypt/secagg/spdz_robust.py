@@ -100,9 +100,9 @@ def matmul_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Each residue is split into three limbs of at most 21 bits; one float64 BLAS product per
     chunk of 2^11 columns multiplies all limb pairs at once (every partial sum is an integer
-    below 2^53, so float64 is exact), chunks accumulate in uint64 (exact up to 2^20 columns; longer rows go in blocks), and
-    the limb products are recombined mod p with Python integers (R·S·9 of them). Cost:
-    9·R·S·d multiply-adds in BLAS."""
+    below 2^53, so float64 is exact), chunks accumulate in uint64 (exact up to 2^20 columns;
+    longer rows go in blocks), and the limb products are recombined mod p with Python
+    integers (R·S·9 of them). Cost: 9·R·S·d multiply-adds in BLAS."""
     a, b = np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"matmul_mod needs (R, d) and (S, d), got {a.shape} and {b.shape}")
