@@ -19,6 +19,9 @@ def test_bench_robust_quick(capsys, monkeypatch, tmp_path):
     for r in rows:
         assert r["attackers_selected"] == [] and r["max_abs_err_vs_plain_krum"] == 0.0
         assert r["up_vs_plain"] > 2.9  # one share per compute party (headers aside)
+        if not r["range_proof"]:  # the Gram product opens K·d elements, pairwise 2·K(K-1)/2·d
+            assert r["gram_equals_pairwise"] is True
+            assert r["pairwise_opened"] > r["gram_opened"]
     syn = {(r["aggregator"], r["attack"], r["byzantine"]): r for r in data["synthetic_least_squares"]}
     assert syn[("fedavg", "signflip", 2)]["rel_error"] is None or syn[("fedavg", "signflip", 2)]["rel_error"] > 10
     assert syn[("median", "signflip", 2)]["rel_error"] < 0.5
