@@ -146,6 +146,7 @@ _BACKENDS: dict[str, str] = {
     "plain": "privcrypt.secagg.plain:PlainAggregator",
     "masking": "privcrypt.secagg.masking:MaskingAggregator",
     "spdz": "privcrypt.secagg.spdz:SpdzAggregator",
+    "spdz-krum": "privcrypt.secagg.spdz_robust:SpdzKrumAggregator",
     "ckks": "privcrypt.secagg.ckks:CkksAggregator",
 }
 
