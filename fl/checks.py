@@ -125,6 +125,12 @@ def check_combination(cfg, model: nn.Module, n_clients: int) -> None:
         if cfg.backend == "spdz" and cfg.aggregator not in SECURE_ROBUST:
             raise ValueError(f"aggregator {cfg.aggregator!r} does not run on SPDZ shares; "
                              f"use krum or multikrum, or --backend plain")
+    if cfg.reputation and cfg.backend in ("masking", "ckks"):
+        raise ValueError(f"reputation scores individual updates, which the {cfg.backend} backend hides; "
+                         f"use --backend spdz with --aggregator krum/multikrum (scores from the opened "
+                         f"distances) or --backend plain")
+    if cfg.reputation and cfg.backend == "spdz" and cfg.aggregator not in SECURE_ROBUST:
+        raise ValueError("reputation on spdz needs --aggregator krum or multikrum (it scores the opened distances)")
     if cfg.clients_per_round is not None and cfg.clients_per_round > n_clients:
         raise ValueError(f"clients_per_round={cfg.clients_per_round} but there are only {n_clients} clients")
     per_round = n_clients if cfg.clients_per_round is None else cfg.clients_per_round

@@ -83,7 +83,10 @@ class FLConfig:
     :func:`privcrypt.secagg.make_aggregator`. ``dropout``: probability that a sampled
     client goes silent after key set-up. ``aggregator``: ``fedavg`` or a robust rule;
     ``byzantine_f``: the number of Byzantine clients a robust rule must tolerate.
-    ``byzantine`` K clients (chosen with ``seed``) run ``attack`` (``fl.attacks``) at
+    ``reputation``: score clients every round against the robust aggregate
+    (``fl.reputation.Reputation(**reputation_params)``), down-weight and then exclude
+    those below its thresholds (needs individual updates: ``plain``, or the distances that
+    ``spdz`` Krum opens). ``byzantine`` K clients (chosen with ``seed``) run ``attack`` (``fl.attacks``) at
     ``attack_scale``, to measure robustness. ``strategy``: server optimizer ``fedavg`` | ``fedavgm`` | ``fedadam`` with
     ``server_lr``, ``server_momentum``, ``adam_beta1``, ``adam_beta2``, ``adam_tau``.
 
@@ -112,6 +115,8 @@ class FLConfig:
     aggregator: str = "fedavg"
     byzantine_f: int = 0
     aggregator_params: dict = field(default_factory=dict)
+    reputation: bool = False
+    reputation_params: dict = field(default_factory=dict)
     byzantine: int = 0
     attack: str | None = None
     attack_scale: float | None = None
@@ -159,6 +164,10 @@ class FLConfig:
         _choice("aggregator", self.aggregator, AGGREGATORS)
         if isinstance(self.byzantine_f, bool) or not isinstance(self.byzantine_f, int) or self.byzantine_f < 0:
             raise ValueError(f"byzantine_f must be an integer >= 0, got {self.byzantine_f!r}")
+        if not isinstance(self.aggregator_params, dict) or not isinstance(self.reputation_params, dict):
+            raise ValueError("aggregator_params and reputation_params must be tables/dicts")
+        if self.reputation and self.dp and self.dp_unit == "client":
+            raise ValueError("reputation re-weights clients, which client-level DP's equal weights forbid")
         if isinstance(self.byzantine, bool) or not isinstance(self.byzantine, int) or self.byzantine < 0:
             raise ValueError(f"byzantine must be an integer >= 0, got {self.byzantine!r}")
         if self.byzantine and self.attack is None:

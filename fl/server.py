@@ -48,7 +48,7 @@ def _spawn(rng: RandomSource, label: str) -> RandomSource:
     return spawn(label) if spawn else rng
 
 
-def make_backend(cfg: FLConfig, bound: float, rng: RandomSource):
+def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int | None = None):
     """The secure-aggregation backend for ``cfg``, with its declared range set to
     ``bound`` (derived from ``clip_norm``: every coordinate of a clipped update is within
     it) unless ``backend_params`` says otherwise, and at least 2 clients per round for the
@@ -64,8 +64,8 @@ def make_backend(cfg: FLConfig, bound: float, rng: RandomSource):
     if name == "spdz" and cfg.aggregator in ("krum", "multikrum"):
         name = "spdz-krum"
         params.setdefault("f", cfg.byzantine_f)
-        if cfg.aggregator == "multikrum":
-            params.setdefault("m", max(1, cfg.aggregator_params.get("m", 0)) or None)
+        if cfg.aggregator == "multikrum":  # Multi-Krum's default m = n - f (fl.aggregation)
+            params.setdefault("m", cfg.aggregator_params.get("m", max(1, (per_round or 1) - cfg.byzantine_f)))
     params.setdefault("rng", _spawn(rng, f"backend-{name}"))
     try:
         return make_aggregator(name, **params)
@@ -76,7 +76,7 @@ def make_backend(cfg: FLConfig, bound: float, rng: RandomSource):
 class _Attackers:
     """Byzantine clients (``fl.attacks``), when the configuration has any."""
 
-    def __init__(self, cfg: FLConfig, ids: list[int], sim: np.random.Generator, n_classes):
+    def __init__(self, cfg: FLConfig, ids: list[int], sim: np.random.Generator, n_classes, rng: RandomSource):
         self.ids: set[int] = set()
         self.attack = None
         if cfg.byzantine:
@@ -86,7 +86,8 @@ class _Attackers:
                 from fl.attacks import make_attack
             except ImportError:
                 raise UnsupportedParameters("Byzantine attacks (fl.attacks) are not available in this build") from None
-            self.attack = make_attack(cfg.attack, scale=cfg.attack_scale)
+            self.attack = make_attack(cfg.attack, scale=cfg.attack_scale, n_byzantine=cfg.byzantine,
+                                      rng=_spawn(rng, "attack"))
             self.ids = set(int(i) for i in sim.choice(ids, size=cfg.byzantine, replace=False))
         self.n_classes = n_classes
 
@@ -176,9 +177,10 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
     sizes = {c: len(clients[c][0]) for c in ids}
     privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(ids)))
     bound = round_bound(cfg, privacy)
-    backend = make_backend(cfg, bound, rng)
+    per_round = cfg.clients_per_round or (round(cfg.sample_rate * len(ids)) if cfg.sample_rate else len(ids))
+    backend = make_backend(cfg, bound, rng, per_round)
     compressor = make_compressor(cfg.compression, topk_fraction=cfg.topk_fraction, rng=_spawn(rng, "compress"))
-    attackers = _Attackers(cfg, ids, sim, n_classes)
+    attackers = _Attackers(cfg, ids, sim, n_classes, rng)
     pipeline = ClientPipeline(LocalTrainer(model_fn, task, cfg), cfg, privacy=privacy, compressor=compressor,
                               bound=bound)
     transport = InProcess(clients, pipeline, backend, rng=_spawn(rng, "clients"), attackers=attackers)
@@ -203,12 +205,21 @@ def serve(model, sizes: dict[int, int], test, cfg: FLConfig, task: str, transpor
     hist = History(config=cfg.to_dict())
     threshold = None
     sample_uniform = (lambda n: rng.uniform(n)) if cfg.dp else (lambda n: sim.random(n))
+    rep = None
+    if cfg.reputation:
+        from fl.reputation import Reputation
+
+        rep = Reputation(**cfg.reputation_params)
 
     disable = None if show_progress is None else not show_progress
     for r in progress(range(1, cfg.rounds + 1), desc="fl rounds", total=cfg.rounds, disable=disable):
         t0, c0 = time.perf_counter(), time.process_time()
         rec: dict = {"round": r}
         participants = strategy.configure_round(r, ids, sample_uniform)
+        if rep is not None:  # leave the excluded out
+            factor = rep.weights(participants)
+            participants = [c for c in participants if factor[c] > 0]
+            rec["excluded"] = sorted(rep.excluded)
         rec["participants"] = participants
         if privacy is not None:
             try:
@@ -216,8 +227,10 @@ def serve(model, sizes: dict[int, int], test, cfg: FLConfig, task: str, transpor
             except PrivacyBudgetExceeded as exc:
                 exc.history = _finish(hist, model, vec, privacy)
                 raise
-        dropped = {c for c in participants if sim.random() < cfg.dropout}
         weights = {c: 1.0 if equal_weights else float(sizes[c]) for c in participants}
+        if rep is not None:  # down-weight low scores
+            weights = {c: weights[c] * factor[c] for c in participants}
+        dropped = {c for c in participants if sim.random() < cfg.dropout}
         rec["dropped"] = sorted(dropped)
         if not participants:
             rec.update(aborted=True, abort_reason="no client sampled", seconds=time.perf_counter() - t0)
@@ -242,6 +255,13 @@ def serve(model, sizes: dict[int, int], test, cfg: FLConfig, task: str, transpor
             rec["selected"] = selected
         elif "selected" in res.stats:
             rec["selected"] = sorted(int(i) for i in res.stats["selected"])
+        if rep is not None:
+            if out.updates is not None:
+                rep.update(r, survivors, np.stack([out.updates[c] for c in survivors]), delta)
+            elif "distances" in res.stats:
+                rep.update_from_distances(r, res.stats["distance_clients"], res.stats["distances"],
+                                          res.stats["selected"])
+            rec["excluded"] = sorted(rep.excluded)
         if privacy is not None and privacy.unit == "client":
             delta = privacy.finish_sum(delta * len(survivors), rng)
         if privacy is not None:
@@ -294,6 +314,9 @@ def _finish(hist: History, model, vec, privacy) -> History:
     f["server_cpu_s_per_round"] = sum(r["server_cpu_s"] for r in done) / n
     f["backend_clipped"] = sum(r["backend_clipped"] for r in done)
     f["norm_clipped"] = sum(r.get("norm_clipped", 0) for r in hist.rounds)
+    excluded = [r["excluded"] for r in hist.rounds if "excluded" in r]
+    if excluded:
+        f["excluded"] = excluded[-1]
     if privacy is not None:
         f["epsilon"] = privacy.epsilon
         f["delta"] = privacy.delta
