@@ -31,14 +31,54 @@ QUICK = [(5, 10_000), (10, 10_000)]
 QUICK_RANGE = [(5, 1_000)]
 CLIP = 1.0
 
-#: Set by the FL layer: ``FL_EXPERIMENT(config: dict) -> dict`` with at least "accuracy".
-FL_EXPERIMENT: Callable[[dict], dict] | None = None
+FL_AGGREGATORS = ("fedavg", "median", "trimmed", "krum", "multikrum", "bulyan", "centered_clip", "normbound")
+FL_ATTACKS = ("signflip", "scaling", "gaussian", "labelflip", "alie", "ipm")
+FL_GRID_FULL = {"datasets": ("digits", "mnist5k"), "partitions": ("iid", "dirichlet"), "byzantine": (0, 1, 2, 3),
+                "rounds": 8}
+FL_GRID_QUICK = {"datasets": ("digits",), "partitions": ("iid",), "byzantine": (0, 2), "rounds": 3,
+                 "aggregators": ("fedavg", "median", "krum"), "attacks": ("signflip", "alie")}
+_FL_CACHE: dict = {}
+
+
+def fl_experiment(cfg: dict) -> dict:
+    """One FL run (``fl.run``) of 10 clients with ``cfg``'s aggregator, attack and number of
+    attackers (``byzantine``; the rule is told ``f`` = that number) on ``cfg["dataset"]`` /
+    ``cfg["partition"]``; with ``reputation`` also the precision and recall of its
+    exclusions. Returns accuracy and, with reputation, precision/recall."""
+    from fl.cli import PRESETS
+    from fl.config import FLConfig
+    from fl.data import load_dataset, split_clients
+    from fl.models import default_model_fn
+    from fl.server import run as fl_run
+
+    key = (cfg["dataset"], cfg["partition"])
+    if key not in _FL_CACHE:
+        ds = load_dataset(cfg["dataset"], seed=0)
+        _FL_CACHE[key] = (ds, split_clients(ds, 10, scheme=cfg["partition"], alpha=0.5, seed=0))
+    ds, clients = _FL_CACHE[key]
+    b = int(cfg["byzantine"])
+    fc = FLConfig(rounds=cfg["rounds"], backend="plain", aggregator=cfg["aggregator"], byzantine=b,
+                  byzantine_f=b, attack=None if b == 0 else cfg["attack"], reputation=cfg.get("reputation", False),
+                  seed=0, **PRESETS[cfg["dataset"]])
+    h = fl_run(default_model_fn(ds.input_shape, ds.task, ds.n_classes), clients, (ds.X_test, ds.y_test), fc,
+               show_progress=False)
+    out = {"accuracy": h.final["accuracy"]}
+    if cfg.get("reputation"):
+        bad, exc = set(h.final["attackers"]), set(h.final.get("excluded", ()))
+        out["precision"] = len(bad & exc) / len(exc) if exc else (1.0 if not bad else None)
+        out["recall"] = len(bad & exc) / len(bad) if bad else None
+    return out
+
+
+#: The FL experiment ``run`` sweeps (replaceable, e.g. by a test with a stub).
+FL_EXPERIMENT: Callable[[dict], dict] | None = fl_experiment
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--repeat", type=int, default=None, help="rounds per cell (median)")
     parser.add_argument("--sizes", default=None, help="comma-separated KxD, e.g. 10x100000")
     parser.add_argument("--no-range", action="store_true", help="skip the range-proof rows")
+    parser.add_argument("--no-fl", action="store_true", help="skip the FL accuracy-under-attack grid")
 
 
 def _updates(k: int, d: int, f: int):
@@ -239,10 +279,23 @@ def run(args) -> dict:
         "krum_on_shares": rows,
         "all_same_selection": all(r["same_selection"] for r in rows),
         "synthetic_least_squares": synthetic_attack_grid(rounds=15 if quick else 40),
-        "fl_accuracy_under_attack": None if FL_EXPERIMENT is None else accuracy_under_attack(
-            FL_EXPERIMENT, aggregators=("fedavg", "median", "krum"), attacks=("signflip",), byzantine=(0, 2)),
-        "fl_note": "FL accuracy-under-attack: added by the FL layer through FL_EXPERIMENT" if FL_EXPERIMENT is None else "",
     }
+    if FL_EXPERIMENT is not None and not getattr(args, "no_fl", False):
+        grid = FL_GRID_QUICK if quick else FL_GRID_FULL
+        fl_rows, rep_rows = [], []
+        from privcrypt.progress import progress
+
+        for ds_name in grid["datasets"]:
+            for part in grid["partitions"]:
+                base = {"dataset": ds_name, "partition": part, "rounds": grid["rounds"]}
+                fl_rows += accuracy_under_attack(
+                    FL_EXPERIMENT, aggregators=grid.get("aggregators", FL_AGGREGATORS),
+                    attacks=grid.get("attacks", FL_ATTACKS), byzantine=grid["byzantine"], base=base)
+                for atk in progress(grid.get("attacks", FL_ATTACKS), desc="reputation"):
+                    cfg = {**base, "aggregator": "median", "attack": atk, "byzantine": 2, "reputation": True}
+                    rep_rows.append({**cfg, **FL_EXPERIMENT(cfg)})
+        data["fl_accuracy_under_attack"] = fl_rows
+        data["fl_reputation"] = rep_rows
     cols = ["clients", "values", "f", "range_proof", "same_selection", "spdz_krum_s", "plain_krum_s",
             "krum_shares_vs_plain", "spdz_mean_s", "krum_shares_vs_spdz_mean", "spdz_krum_cpu_s",
             "cpu_krum_shares_vs_plain", "cpu_krum_shares_vs_spdz_mean", "up_per_client",
@@ -253,6 +306,11 @@ def run(args) -> dict:
     syn = _synthetic_table(data["synthetic_least_squares"])
     table = markdown_table(rows, cols) + "\n\nRelative error ||w - w*|| / ||w*|| after the rounds " \
         "(federated least squares, 10 clients; n/a: the rule cannot run with that f)\n\n" + syn
+    if data.get("fl_accuracy_under_attack"):
+        table += "\n\nFL accuracy under attack (10 clients, plain backend, f = number of attackers)\n\n" + \
+            _fl_table(data["fl_accuracy_under_attack"])
+        table += "\n\nReputation (median, 2 attackers of 10): precision / recall of its exclusions\n\n" + \
+            markdown_table(data["fl_reputation"], ["dataset", "partition", "attack", "accuracy", "precision", "recall"])
     return finish("robust", data, table, args)
 
 
@@ -269,3 +327,15 @@ def _synthetic_table(rows: list[dict]) -> str:
         cells[key][r["aggregator"]] = "n/a" if r["error"] else (
             "diverged" if r["rel_error"] is None or r["rel_error"] > 1e6 else round(r["rel_error"], 3))
     return markdown_table(list(cells.values()), ["attack", "byzantine", *AGGREGATORS])
+
+
+def _fl_table(rows: list[dict]) -> str:
+    """dataset/partition/attack/byzantine rows, one accuracy column per aggregator."""
+    from benchmarks.harness import markdown_table
+
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["dataset"], r["partition"], r["attack"], r["byzantine"])
+        c = cells.setdefault(key, dict(zip(("dataset", "partition", "attack", "byzantine"), key)))
+        c[r["aggregator"]] = "n/a" if "error" in r else round(r["accuracy"], 3)
+    return markdown_table(list(cells.values()))
