@@ -203,7 +203,11 @@ def _accept_gaussian(y: np.ndarray, p: int, q: int, t: int, rng: RandomSource) -
         rem[low] += den_u
         fl[high] += 1
         rem[high] -= den_u
-    out = _bern_exp_int(np.where(safe, fl, 0), rng)
+    rem[~safe] = 0
+    fl[~safe] = 0
+    if np.any(rem >= den_u) or np.any(fl < 0):  # cannot happen: the estimate is within 1
+        raise ArithmeticError("discrete Gaussian: remainder correction failed")
+    out = _bern_exp_int(fl, rng)
     out &= _bern_exp_frac(rem.astype(np.int64), den, rng)
     for i in np.flatnonzero(~safe):
         out[i] = _accept_gaussian_exact(int(y[i]), Fraction(p, q), t, rng)
