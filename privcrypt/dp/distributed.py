@@ -17,7 +17,8 @@ Parameters (:class:`DDGaussConfig` -> :meth:`DDGaussConfig.plan`): ``local_sigma
 so that ``n_min - colluding`` surviving noise shares give total noise
 ``noise_multiplier * delta2`` (in integer units). ``gamma`` is the largest scale for which
 the modular sum of ``n_max`` clients cannot wrap except with probability ``wrap_prob``
-(see :meth:`DDGaussPlan.wrap_probability`), capped so that ``local_sigma <= max_local_sigma``
+(see :meth:`DDGaussPlan.wrap_probability`), with ``clip * gamma <= 2^48`` (float64 stays
+exact) and capped so that ``local_sigma <= max_local_sigma``
 (the sampler's fast path; the rounding inflation ``delta2 / (clip gamma)`` is then tiny,
 reported as ``rounding_inflation``). Infeasible settings raise ``UnsupportedParameters``
 before any round.
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 _MAX_TRIES = 1000
+#: Largest clip * gamma: scaled coordinates stay below 2^52, where float64 rounds exactly.
+_MAX_SCALED_NORM = 2.0**48
 
 
 def rounded_l2_bound(l2: float, beta: float, dim: int) -> float:
@@ -212,7 +215,10 @@ class DDGaussConfig:
     masking's 2^32). ``beta``: conditional-rounding parameter (KLS default exp(-0.5)).
     ``wrap_prob``: allowed probability that a round's sum wraps. ``colluding``: clients
     whose noise the server may know. ``gamma``: force the scale (checked).
-    ``max_local_sigma``: cap on each share's sigma (sampler fast path).
+    ``max_local_sigma``: cap on each share's sigma (sampler fast path). ``guard_bits``:
+    the planned range is ``2^(bits-1-guard_bits)``, so that a wrap whose true value is
+    below ``2^bits - range`` in magnitude (3x the range for one guard bit) lands outside
+    the range and is counted by :meth:`DDGaussPlan.decode`.
     """
 
     dim: int
@@ -226,8 +232,11 @@ class DDGaussConfig:
     colluding: int = 0
     gamma: float | None = None
     max_local_sigma: float = 2.0**15
+    guard_bits: int = 1
 
     def __post_init__(self):
+        if not 0 <= int(self.guard_bits) <= 8:
+            raise ValueError("guard_bits must be in [0, 8]")
         if int(self.dim) < 1:
             raise ValueError("dim must be >= 1")
         if not (math.isfinite(self.clip) and self.clip > 0):
@@ -254,8 +263,10 @@ class DDGaussConfig:
         return delta2, self.noise_multiplier * delta2 / math.sqrt(shares)
 
     def _fits(self, gamma: float) -> bool:
+        if self.clip * gamma > _MAX_SCALED_NORM:
+            return False
         _, sig = self._derived(gamma)
-        return _range_needed(self, gamma, sig, self.n_max, self.wrap_prob) <= 2 ** (self.bits - 1) - 1
+        return _range_needed(self, gamma, sig, self.n_max, self.wrap_prob) <= 2 ** (self.bits - 1 - self.guard_bits) - 1
 
     def plan(self) -> "DDGaussPlan":
         """Choose gamma (largest that fits, see the class docs) and derive everything a
