@@ -120,9 +120,12 @@ def _bern_exp_frac(num: np.ndarray, den: int, rng: RandomSource) -> np.ndarray:
     whether the loop stopped at an odd K. All entries run in lockstep, so at step K one
     bound ``den * K`` serves every entry still active."""
     n = num.size
-    out = np.zeros(n, dtype=bool)
-    idx = np.arange(n)
-    k = 1
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    cont = rng.integers(den, n) < num  # K = 1, no gather on the full batch
+    out = ~cont
+    idx = np.flatnonzero(cont)
+    k = 2
     while idx.size:
         m = idx.size
         if den * k <= 2**63:
