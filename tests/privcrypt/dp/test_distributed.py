@@ -258,3 +258,13 @@ def test_calibration_meets_the_target_and_is_tight():
     # q = 1, tau = 0: the same noise multiplier as the central Gaussian (up to rounding)
     central = rdp_to_epsilon(DEFAULT_ORDERS, 20 * np.asarray(DEFAULT_ORDERS) / (2 * plan.config.noise_multiplier**2), 1e-5)[0]
     assert central <= 4.0 + 1e-6
+
+
+def test_rounded_norm_bound_known_answers():
+    # KLS (ICML 2021) Thm. 1 / Prop. 22: min(c + sqrt(d), sqrt(c^2 + d/4 + sqrt(2 ln 1/beta)(c + sqrt(d)/2)))
+    c, d, beta = 1000.0, 1024, math.exp(-0.5)
+    assert rounded_l2_bound(c, 0.0, d) == c + 32.0
+    assert math.isclose(rounded_l2_bound(c, beta, d), math.sqrt(c * c + 256 + 1.0 * (c + 16)), rel_tol=1e-15)
+    assert math.isclose(rounded_l2_bound(0.1, beta, d), math.sqrt(0.01 + 256 + 16.1), rel_tol=1e-14)
+    with pytest.raises(ValueError):
+        rounded_l2_bound(1.0, 1.0, 4)
