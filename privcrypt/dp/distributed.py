@@ -339,6 +339,21 @@ class DDGaussPlan:
 
     # -- derived numbers -----------------------------------------------------------------
     @property
+    def modulus(self) -> int:
+        """2^bits: the encoding's modulus (the secure aggregation modulus must be a multiple)."""
+        return 1 << self.config.bits
+
+    def summary(self, n_clients: int | None = None) -> dict:
+        """The plan's public numbers as a JSON-ready dict (for run reports)."""
+        n = self.config.n_max if n_clients is None else int(n_clients)
+        return {"bits": self.config.bits, "gamma": self.gamma, "pad_dim": self.pad_dim,
+                "delta2": self.delta2, "local_sigma": self.local_sigma,
+                "noise_multiplier": self.config.noise_multiplier, "n_min": self.config.n_min,
+                "n_max": self.config.n_max, "colluding": self.config.colluding,
+                "rounding_inflation": self.rounding_inflation,
+                "wrap_probability_bound": self.wrap_probability(n)}
+
+    @property
     def rounding_inflation(self) -> float:
         """delta2 / (clip gamma): how much rounding inflates the sensitivity (and noise)."""
         return self.delta2 / (self.config.clip * self.gamma)

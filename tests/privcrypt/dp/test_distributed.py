@@ -74,6 +74,8 @@ def test_plan_fits_and_states_its_wrap_probability():
     # the total noise of n_min shares is noise_multiplier * delta2 (integer units)
     assert math.isclose(math.sqrt(8) * plan.local_sigma, plan.delta2, rel_tol=1e-12)
     assert plan.norm2_threshold <= plan.delta2**2
+    info = plan.summary()
+    assert plan.modulus == 2**32 and info["wrap_probability_bound"] <= 1e-9 and info["bits"] == 32
 
 
 def test_a_configuration_that_could_wrap_is_refused():
