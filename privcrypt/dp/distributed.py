@@ -284,8 +284,9 @@ class DDGaussConfig:
             lo = 1e-6 / self.clip
             if not self._fits(lo):
                 raise UnsupportedParameters(
-                    f"{self.n_max} clients do not fit in {self.bits} bits at any scale "
-                    f"(rounding alone needs {self.n_max} levels); use more bits or fewer clients")
+                    f"{self.n_max} clients do not fit in {self.bits} bits at any scale (their "
+                    f"rounding error and noise shares alone overflow 2^{self.bits - 1 - self.guard_bits}); "
+                    f"use more bits, fewer clients or less noise")
             hi = lo
             while self._fits(hi * 2) and self._derived(hi * 2)[1] <= self.max_local_sigma and hi < 1e30:
                 hi *= 2
