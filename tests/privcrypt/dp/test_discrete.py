@@ -152,3 +152,23 @@ def test_add_discrete_gaussian_noise_central():
         add_discrete_gaussian_noise(np.zeros(3), 1.0, rng=rng)
     with pytest.raises(ValueError):
         add_discrete_gaussian_noise(np.array([2**63 - 1]), 5.0, rng=rng)
+
+
+@pytest.mark.parametrize("sigma", [123.456, 2500.0])
+def test_large_sigma_binned_chi_square(sigma):
+    # Large den = 2 p q t^2 near 2^62: the floor estimate and its mod-2^64 correction.
+    x = sample_discrete_gaussian(sigma, 200_000, rng=DeterministicRandom(f"big-{sigma}"))
+    inner = np.linspace(-4 * sigma, 4 * sigma, 41).round().astype(np.int64)
+    edges = np.concatenate([[-(10**12)], inner, [10**12]])
+    support = np.arange(-int(12 * sigma), int(12 * sigma) + 1)
+    pmf = discrete_gaussian_pmf(sigma, support)
+    cdf = np.concatenate([[0.0], np.cumsum(pmf)])
+    pos = np.searchsorted(support, np.clip(edges, support[0], support[-1] + 1))
+    expected = np.diff(cdf[pos]) * x.size
+    observed = np.diff(np.searchsorted(np.sort(x), edges))
+    stat = float(np.sum((observed - expected) ** 2 / expected))
+    assert stats.chi2.sf(stat, expected.size - 1) > 1e-4
+    # and the test can fail: a 3 % wider model is rejected
+    wide = discrete_gaussian_pmf(sigma * 1.03, support)
+    exp_w = np.diff(np.concatenate([[0.0], np.cumsum(wide)])[pos]) * x.size
+    assert stats.chi2.sf(float(np.sum((observed - exp_w) ** 2 / exp_w)), expected.size - 1) < 1e-6
