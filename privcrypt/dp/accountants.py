@@ -164,6 +164,44 @@ class RDPAccountant(_Accountant):
         self.orders = tuple(float(a) for a in arr)
         self._orders = arr
         self._cache: dict[tuple[float, float], np.ndarray] = {}
+        self._custom = np.zeros_like(arr)  # sum of step_rdp() curves (e.g. distributed DP)
+        self._custom_steps = 0
+
+    # -- custom RDP curves (additive; e.g. privcrypt.dp.distributed) -------------------
+    def _check_curve(self, rdp, steps) -> tuple[np.ndarray, int]:
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+            raise TypeError("steps must be an int")
+        steps = int(steps)
+        if not 0 <= steps <= MAX_STEPS:
+            raise ValueError("steps must be in [0, 2**53]")
+        curve = np.asarray(rdp, dtype=np.float64).ravel()
+        if curve.shape != self._orders.shape:
+            raise ValueError(f"rdp must have one value per order ({self._orders.size})")
+        if np.any(np.isnan(curve)) or np.any(curve < 0):
+            raise ValueError("RDP values must be >= 0 (inf allowed)")
+        return curve, steps
+
+    def step_rdp(self, rdp, steps: int = 1) -> None:
+        """Record ``steps`` steps of any mechanism whose per-step RDP at :attr:`orders` is
+        ``rdp`` (e.g. ``DDGaussPlan.round_rdp``: distributed discrete Gaussian rounds with
+        client sampling). Composes additively with :meth:`step`; saved in the JSON state.
+        Raises ``ValueError``/``TypeError`` (recording nothing) on a wrong length, negative
+        or NaN values, or a bad ``steps``."""
+        curve, steps = self._check_curve(rdp, steps)
+        if steps:
+            self._custom = self._custom + steps * curve
+            self._custom_steps += steps
+
+    def epsilon_after_rdp(self, delta: float, rdp, steps: int = 1) -> float:
+        """Epsilon that would be spent after :meth:`step_rdp` (records nothing)."""
+        curve, steps = self._check_curve(rdp, steps)
+        total = self._total_rdp(self._history) + steps * curve if steps else self._total_rdp(self._history)
+        return rdp_to_epsilon(self._orders, total, delta)[0]
+
+    @property
+    def custom_steps(self) -> int:
+        """Number of steps recorded with :meth:`step_rdp` (not counted in :attr:`steps`)."""
+        return self._custom_steps
 
     def _rdp(self, sigma: float, q: float) -> np.ndarray:
         key = (sigma, q)
@@ -176,7 +214,7 @@ class RDPAccountant(_Accountant):
         return self._total_rdp(self._history)
 
     def _total_rdp(self, entries) -> np.ndarray:
-        total = np.zeros_like(self._orders)
+        total = self._custom.copy()
         for sigma, q, steps in entries:
             if steps and q > 0.0:
                 total = total + steps * self._rdp(sigma, q)
@@ -190,7 +228,11 @@ class RDPAccountant(_Accountant):
         return rdp_to_epsilon(self._orders, self._total_rdp(entries), delta)[0]
 
     def _params(self) -> dict:
-        return {"orders": list(self.orders)}
+        out = {"orders": list(self.orders)}
+        if self._custom_steps:  # inf is written as null (JSON has no infinity)
+            out["custom_rdp"] = [None if math.isinf(v) else float(v) for v in self._custom]
+            out["custom_steps"] = self._custom_steps
+        return out
 
     @classmethod
     def _from_params(cls, state: dict):
@@ -200,7 +242,17 @@ class RDPAccountant(_Accountant):
             for a in orders
         ):
             raise MalformedInput("orders must be a non-empty list of finite numbers > 1")
-        return cls(orders)
+        acc = cls(orders)
+        if "custom_rdp" in state or "custom_steps" in state:
+            curve, steps = state.get("custom_rdp"), state.get("custom_steps")
+            if (not isinstance(curve, list) or len(curve) != len(orders) or isinstance(steps, bool)
+                    or not isinstance(steps, int) or not 0 < steps <= MAX_STEPS or not all(
+                        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                      and math.isfinite(v) and v >= 0) for v in curve)):
+                raise MalformedInput("custom_rdp must be one value >= 0 (or null) per order, with custom_steps > 0")
+            acc._custom = np.array([math.inf if v is None else float(v) for v in curve])
+            acc._custom_steps = steps
+        return acc
 
 
 class PLDAccountant(_Accountant):
