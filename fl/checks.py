@@ -153,3 +153,7 @@ def check_combination(cfg, model: nn.Module, n_clients: int) -> None:
             make_attack(cfg.adv_train)  # unknown names raise ValueError listing the known ones
     if cfg.dp and cfg.dp_unit == "client" and cfg.dp_mode == "distributed" and cfg.backend not in ("masking", "spdz"):
         raise ValueError("dp_mode='distributed' needs a secure backend that sums integers: masking or spdz")
+    if cfg.dp and cfg.dp_unit == "client" and cfg.dp_mode == "distributed" and cfg.compression != "none":
+        raise ValueError("dp_mode='distributed' already encodes updates as bounded integers; use compression='none'")
+    if cfg.dp and cfg.dp_unit == "client" and cfg.dp_mode == "distributed" and cfg.aggregator != "fedavg":
+        raise ValueError("dp_mode='distributed' sums noisy integers; robust rules cannot run on them")

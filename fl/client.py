@@ -229,6 +229,11 @@ class ClientPipeline:
         self.bound = cfg.clip_norm if bound is None else bound
         self._attacks: dict[str, object] = {}
 
+    def output_dim(self, model_dim: int) -> int:
+        """Length of the vector a client submits (distributed DP pads to a power of two)."""
+        p = self.privacy
+        return p.out_dim if p is not None and getattr(p, "mode", None) == "distributed" else model_dim
+
     def attack_for(self, cid: int):
         """The adversarial-training attack client ``cid`` trains against (``None`` without
         ``adv_train``): the configured one, or FDA³'s per-client schedule for ``"fda3"``."""
@@ -252,6 +257,9 @@ class ClientPipeline:
         dp = p.sgd_params(cid) if p is not None and p.unit == "example" else None
         seed = self.cfg.seed * 1_000_003 + round_no * 1009 + cid
         up = self.trainer.train(global_vec, X, y, seed=seed, dp=dp, rng=rng, attack=self.attack_for(cid))
+        if p is not None and getattr(p, "mode", None) == "distributed":  # integers with noise shares
+            vec, info = p.encode(up.delta, rng)
+            return vec, {**up.metrics, **info, "n_examples": up.n_examples}
         vec, info = prepare_update(up.delta, self.cfg.clip_norm, privacy=p, compressor=self.compressor,
                                    cid=cid, bound=self.bound, rng=rng)
         return vec, {**up.metrics, **info, "n_examples": up.n_examples}

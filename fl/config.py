@@ -74,7 +74,10 @@ class FLConfig:
     ``dp_noise_multiplier``: an explicit noise multiplier instead of calibrating it to
     ``dp_epsilon`` (the budget guard then refuses the round that would overspend);
     ``dp_example_clip``: per-example gradient clip for the example unit;
-    ``dp_accountant``: ``"rdp"`` | ``"pld"``.
+    ``dp_accountant``: ``"rdp"`` | ``"pld"``. Distributed mode: ``dp_min_survivors``
+    (fewest survivors a round accepts; the noise is calibrated for them; default 70 % of
+    the clients per round) and ``dp_bits`` (the integer encoding's modulus 2^bits, lowered
+    automatically so that the sum of n clients fits the backend's 32-bit words).
 
     ``compression``: ``"none"``, ``"q8"``/``"q16"`` (stochastic quantization of each
     coordinate to 8/16 bits over ``[-C, C]``) or ``"topk"`` (keep the ``topk_fraction``
@@ -133,6 +136,8 @@ class FLConfig:
     dp_noise_multiplier: float | None = None
     dp_example_clip: float = 1.0
     dp_accountant: str = "rdp"
+    dp_min_survivors: int | None = None
+    dp_bits: int = 20
     compression: str = "none"
     topk_fraction: float = 0.1
     dropout: float = 0.0
@@ -196,6 +201,10 @@ class FLConfig:
                 raise ValueError("dp_noise_multiplier needs dp_epsilon (the budget the run may not exceed)")
         self.dp_example_clip = _positive_float("dp_example_clip", self.dp_example_clip)
         _choice("dp_accountant", self.dp_accountant, ("rdp", "pld"))
+        if self.dp_min_survivors is not None:
+            _positive_int("dp_min_survivors", self.dp_min_survivors)
+        if isinstance(self.dp_bits, bool) or not isinstance(self.dp_bits, int) or not 8 <= self.dp_bits <= 30:
+            raise ValueError(f"dp_bits must be an integer in [8, 30], got {self.dp_bits!r}")
         if self.dp_epsilon is not None and self.dp_unit == "example" and self.dp_mode != "central":
             raise ValueError("dp_mode applies to dp_unit='client' only; the example unit adds its "
                              "noise inside each client's DP-SGD")

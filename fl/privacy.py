@@ -25,8 +25,15 @@ norm ``C`` (``clip_norm``) and one Gaussian noise draw of std ``z C`` protects t
     it leaves (sensitivity ``2C``: replacing the client's data moves its update by at
     most ``2C``; the server sees that the client took part, so there is no amplification
     by sampling). Trusts no one; costs accuracy (n times the noise in the sum).
-  * ``distributed``: see :mod:`privcrypt.dp` (discrete Gaussian shares summed under
-    secure aggregation); refused here until that mode is available.
+  * ``distributed`` (Kairouz, Liu, Steinke 2021): each client clips, rotates (randomized
+    Walsh–Hadamard with a fresh public seed per round), scales, rounds conditionally and
+    adds *discrete* Gaussian noise with its share of the variance, then submits integers
+    mod 2^bits to the secure backend (``masking`` or ``spdz``); the server only ever sees the
+    sum, which already carries the full noise, and decodes it. Trusts no one with an
+    un-noised sum, provided the backend hides individual inputs. Calibrated so that the
+    target epsilon holds when only ``n_min`` (``dp_min_survivors``) clients survive; rounds
+    with fewer abort; each round is accounted with the noise that actually survived.
+    Adjacency: a client's update replaced by zero (its noise share stays).
 
 Budget: with ``dp_epsilon`` alone the noise multiplier is calibrated so that the planned
 rounds end at epsilon <= ``dp_epsilon``; with an explicit ``dp_noise_multiplier`` the
@@ -42,10 +49,10 @@ import numpy as np
 
 from privcrypt.dp import PrivacyBudget, noise_multiplier_for
 from privcrypt.dp.calibrate import make_accountant
-from privcrypt.exceptions import PrivacyBudgetExceeded, UnsupportedParameters
+from privcrypt.exceptions import PrivacyBudgetExceeded, ProtocolAbort, UnsupportedParameters
 from privcrypt.rng import RandomSource
 
-__all__ = ["ExampleLevelDP", "ClientLevelDP", "make_privacy", "local_steps"]
+__all__ = ["ExampleLevelDP", "ClientLevelDP", "DistributedDP", "make_privacy", "local_steps"]
 
 
 def local_steps(n_examples: int, batch_size: int, local_epochs: int) -> int:
@@ -90,7 +97,10 @@ class ExampleLevelDP:
                     f"round {round_no} would take client {cid} past epsilon {self.cfg.dp_epsilon:g} "
                     f"(delta {self.delta:g}); stopping before it runs")
 
-    def record(self, participants) -> None:
+    def begin_round(self, round_no: int, rng: RandomSource) -> None:
+        """Nothing to set up per round."""
+
+    def record(self, participants, n_survivors: int | None = None) -> None:
         """Charge the participants of a round that released an aggregate."""
         for cid in participants:
             self.budget[cid].spend(noise_multiplier=self.noise[cid], sample_rate=self.rate[cid],
@@ -111,6 +121,108 @@ class ExampleLevelDP:
         return {"dp_unit": "example", "noise_multiplier_min": min(zs), "noise_multiplier_max": max(zs)}
 
 
+class DistributedDP:
+    """Client-level DP with distributed discrete Gaussian noise (see module docstring).
+
+    ``dim``: model size; ``n_max``: clients per round; ``q``: sampling rate. Uses
+    :func:`privcrypt.dp.calibrate_ddgauss` (RDP accounting only)."""
+
+    unit, mode = "client", "distributed"
+
+    def __init__(self, cfg, dim: int, n_clients: int, n_max: int, q: float):
+        from privcrypt.dp import RDPAccountant, DDGaussConfig, calibrate_ddgauss
+
+        if cfg.dp_accountant != "rdp":
+            raise UnsupportedParameters("distributed DP is accounted with RDP only (dp_accountant='rdp')")
+        self.cfg, self.delta, self.q, self.n_clients = cfg, cfg.dp_delta, q, n_clients
+        n_min = cfg.dp_min_survivors or max(2, math.ceil(0.7 * n_max))
+        if n_min > n_max:
+            raise ValueError(f"dp_min_survivors={n_min} exceeds the {n_max} clients per round")
+        self.n_min, self.n_max = n_min, n_max
+        bits = min(cfg.dp_bits, 32 - max(1, math.ceil(math.log2(n_max + 1))))  # n (2^b - 1) < 2^32
+        kw = dict(dim=dim, clip=cfg.clip_norm, n_min=n_min, n_max=n_max, bits=bits)
+        if cfg.dp_noise_multiplier is not None:
+            self.plan = DDGaussConfig(noise_multiplier=cfg.dp_noise_multiplier, **kw).plan()
+        else:
+            self.plan = calibrate_ddgauss(cfg.dp_epsilon, cfg.dp_delta, sample_rate=q, rounds=cfg.rounds, **kw)
+        self.noise_multiplier = self.plan.config.noise_multiplier
+        self.accountant = RDPAccountant()
+        self.seed = b""
+        self.wraps = 0
+        self.survived_noise: list[float] = []
+
+    @property
+    def client_noise_std(self) -> float:
+        return 0.0  # no float noise: the integer encoding carries it
+
+    @property
+    def out_dim(self) -> int:
+        """Length of what a client submits (the rotation pads to a power of two)."""
+        return self.plan.pad_dim
+
+    def backend_params(self, backend: str) -> dict:
+        """The secure backend's parameters under which integers mod 2^bits pass exactly:
+        masking quantizes ``[-c, c]`` with ``c = (2^b - 1)/2`` to ``2^b`` levels of step 1
+        (nearest rounding of grid points is the identity); SPDZ with 0 fractional bits."""
+        b = self.plan.config.bits
+        if backend == "masking":
+            return {"clip": (2**b - 1) / 2, "bits": b, "rounding": "nearest", "min_clients": self.n_min}
+        if backend == "spdz":
+            return {"clip": float(2**b), "frac_bits": 0, "min_clients": self.n_min}
+        raise ValueError("dp_mode='distributed' needs --backend masking or spdz")
+
+    def _offset(self) -> float:
+        return (2**self.plan.config.bits - 1) / 2 if self.cfg.backend == "masking" else 0.0
+
+    def begin_round(self, round_no: int, rng: RandomSource) -> None:
+        """A fresh public rotation seed for the round (sent to the clients with the model)."""
+        self.seed = rng.bytes(32)
+
+    def encode(self, delta: np.ndarray, rng: RandomSource) -> tuple[np.ndarray, dict]:
+        """Client side: the vector for the secure backend and ``{"norm", "clipped"}``."""
+        enc = self.plan.encode(delta, self.seed, rng=rng)
+        vec = enc.residues.astype(np.float64) - self._offset()
+        return vec, {"norm": float(np.linalg.norm(delta)), "clipped": enc.clipped,
+                     "rounding_tries": enc.rounding_tries}
+
+    def decode(self, mean: np.ndarray, n_survivors: int) -> np.ndarray:
+        """Server side: the backend's mean over ``n_survivors`` equal weights -> the exact
+        integer sum mod 2^bits -> the noisy sum of clipped updates -> divided by the expected
+        number of clients. Counts suspected wraps (``self.wraps``)."""
+        total = np.rint(np.asarray(mean, dtype=np.float64) * n_survivors + n_survivors * self._offset())
+        modular = total.astype(np.int64).astype(np.uint64) & np.uint64(self.plan.modulus - 1)
+        dec = self.plan.decode(modular, self.seed, n_survivors)
+        self.wraps += dec.suspected_wraps
+        if dec.suspected_wraps:
+            raise ProtocolAbort(f"{dec.suspected_wraps} coordinates of the integer sum may have wrapped",
+                                stage="ddgauss-decode")
+        return dec.total / max(1.0, self.q * self.n_clients)
+
+    def check_round(self, participants, round_no: int) -> None:
+        from privcrypt.exceptions import PrivacyBudgetExceeded as _PBE
+
+        self.plan.check_round(len(participants))
+        rdp = self.plan.round_rdp(self.n_min, self.q, self.accountant.orders)
+        if self.accountant.epsilon_after_rdp(self.delta, rdp) > self.cfg.dp_epsilon:
+            raise _PBE(f"round {round_no} would spend past epsilon {self.cfg.dp_epsilon:g} even with "
+                       f"the planned {self.n_min} survivors; stopping before it runs")
+
+    def record(self, participants, n_survivors: int | None = None) -> None:
+        """Charge the round with the noise that actually survived (``n_survivors`` shares)."""
+        n = self.n_min if n_survivors is None else n_survivors
+        self.accountant.step_rdp(self.plan.round_rdp(n, self.q, self.accountant.orders))
+        self.survived_noise.append(self.plan.noise_std(n))
+
+    @property
+    def epsilon(self) -> float:
+        return self.accountant.get_epsilon(self.delta) if self.accountant.custom_steps else 0.0
+
+    def summary(self) -> dict:
+        return {"dp_unit": "client", "dp_mode": "distributed", "noise_multiplier": self.noise_multiplier,
+                "sample_rate_accounted": self.q, "suspected_wraps": self.wraps,
+                "server_sees_noise_free_sum": False, **{f"ddg_{k}": v for k, v in self.plan.summary().items()}}
+
+
 class ClientLevelDP:
     """DP-FedAvg with central or local noise (see module docstring).
 
@@ -119,10 +231,6 @@ class ClientLevelDP:
     unit = "client"
 
     def __init__(self, cfg, n_clients: int, q: float):
-        if cfg.dp_mode == "distributed":
-            raise UnsupportedParameters(
-                "dp_mode='distributed' (discrete Gaussian shares under secure aggregation) is not "
-                "available in this build; use 'central' (trust the server with the sum) or 'local'")
         self.cfg, self.mode, self.delta = cfg, cfg.dp_mode, cfg.dp_delta
         self.clip = cfg.clip_norm
         self.n_clients = n_clients
@@ -160,7 +268,10 @@ class ClientLevelDP:
                 raise PrivacyBudgetExceeded(
                     f"round {round_no} would take client {cid} past epsilon {self.cfg.dp_epsilon:g}")
 
-    def record(self, participants) -> None:
+    def begin_round(self, round_no: int, rng: RandomSource) -> None:
+        """Nothing to set up per round (see :class:`DistributedDP`)."""
+
+    def record(self, participants, n_survivors: int | None = None) -> None:
         z = self.noise_multiplier
         if self.mode == "central":
             self.budget.spend(noise_multiplier=z, sample_rate=self.q)
@@ -196,13 +307,19 @@ class ClientLevelDP:
 
     def summary(self) -> dict:
         return {"dp_unit": "client", "dp_mode": self.mode, "noise_multiplier": self.noise_multiplier,
-                "sample_rate_accounted": self.q}
+                "sample_rate_accounted": self.q, "server_sees_noise_free_sum": self.mode == "central"}
 
 
-def make_privacy(cfg, sizes: dict[int, int], q: float):
-    """The run's DP object (``None`` without DP)."""
+def make_privacy(cfg, sizes: dict[int, int], q: float, *, dim: int | None = None):
+    """The run's DP object (``None`` without DP). ``dim``: the model size (distributed
+    mode's encoding depends on it)."""
     if not cfg.dp:
         return None
     if cfg.dp_unit == "example":
         return ExampleLevelDP(cfg, sizes)
+    if cfg.dp_mode == "distributed":
+        if dim is None:
+            raise ValueError("distributed DP needs the model size")
+        n_max = max(1, round(q * len(sizes))) if cfg.sample_rate is None else len(sizes)
+        return DistributedDP(cfg, dim, len(sizes), n_max, q)
     return ClientLevelDP(cfg, len(sizes), q)

@@ -48,7 +48,7 @@ def _spawn(rng: RandomSource, label: str) -> RandomSource:
     return spawn(label) if spawn else rng
 
 
-def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int | None = None):
+def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int | None = None, privacy=None):
     """The secure-aggregation backend for ``cfg``, with its declared range set to
     ``bound`` (derived from ``clip_norm``: every coordinate of a clipped update is within
     it) unless ``backend_params`` says otherwise, and at least 2 clients per round for the
@@ -66,6 +66,8 @@ def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int 
         params.setdefault("f", cfg.byzantine_f)
         if cfg.aggregator == "multikrum":  # Multi-Krum's default m = n - f (fl.aggregation)
             params.setdefault("m", cfg.aggregator_params.get("m", max(1, (per_round or 1) - cfg.byzantine_f)))
+    if privacy is not None and getattr(privacy, "mode", None) == "distributed":
+        params.update(privacy.backend_params(name))  # exact integer sums: these must win
     params.setdefault("rng", _spawn(rng, f"backend-{name}"))
     try:
         return make_aggregator(name, **params)
@@ -175,10 +177,10 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
     check_combination(cfg, model, len(ids))
     sim = np.random.default_rng(cfg.seed)  # dropouts and attacker choice: simulation, not secret
     sizes = {c: len(clients[c][0]) for c in ids}
-    privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(ids)))
+    privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(ids)), dim=get_vector(model).size)
     bound = round_bound(cfg, privacy)
     per_round = cfg.clients_per_round or (round(cfg.sample_rate * len(ids)) if cfg.sample_rate else len(ids))
-    backend = make_backend(cfg, bound, rng, per_round)
+    backend = make_backend(cfg, bound, rng, per_round, privacy)
     compressor = make_compressor(cfg.compression, topk_fraction=cfg.topk_fraction, rng=_spawn(rng, "compress"))
     attackers = _Attackers(cfg, ids, sim, n_classes, rng)
     pipeline = ClientPipeline(LocalTrainer(model_fn, task, cfg), cfg, privacy=privacy, compressor=compressor,
@@ -236,6 +238,8 @@ def serve(model, sizes: dict[int, int], test, cfg: FLConfig, task: str, transpor
             rec.update(aborted=True, abort_reason="no client sampled", seconds=time.perf_counter() - t0)
             hist.rounds.append(rec)
             continue
+        if privacy is not None:
+            privacy.begin_round(r, rng)
         try:
             out = transport.run_round(r, participants, dropped, weights, vec)
         except ProtocolAbort as exc:
@@ -262,10 +266,21 @@ def serve(model, sizes: dict[int, int], test, cfg: FLConfig, task: str, transpor
                 rep.update_from_distances(r, res.stats["distance_clients"], res.stats["distances"],
                                           res.stats["selected"])
             rec["excluded"] = sorted(rep.excluded)
-        if privacy is not None and privacy.unit == "client":
-            delta = privacy.finish_sum(delta * len(survivors), rng)
-        if privacy is not None:
-            privacy.record(participants)
+        if privacy is not None and getattr(privacy, "mode", None) == "distributed":
+            privacy.record(participants, len(survivors))  # the server has seen the noisy sum
+            rec["epsilon"] = privacy.epsilon
+            try:
+                delta = privacy.decode(delta, len(survivors))
+            except ProtocolAbort as exc:
+                rec.update(aborted=True, abort_reason=str(exc), survivors=survivors,
+                           seconds=time.perf_counter() - t0)
+                hist.rounds.append(rec)
+                continue
+            rec["noise_std_survived"] = privacy.survived_noise[-1]
+        elif privacy is not None:
+            if privacy.unit == "client":
+                delta = privacy.finish_sum(delta * len(survivors), rng)
+            privacy.record(participants, len(survivors))
             rec["epsilon"] = privacy.epsilon
         vec = strategy.update(vec, delta)
         if q99:

@@ -60,7 +60,7 @@ class InProcess(Transport):
         updates, metrics = {}, {}
         for c in participants:
             if c in dropped:  # silent after key set-up: never trains, never sends
-                updates[c] = np.zeros_like(global_vec)
+                updates[c] = np.zeros(self.pipeline.output_dim(global_vec.size))
                 continue
             X, y = self.clients[c]
             if self.attackers is not None:
