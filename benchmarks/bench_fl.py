@@ -35,6 +35,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clients", type=int, default=10, help="clients (default 10)")
     parser.add_argument("--rows", default=None, help="comma-separated subset of rows")
     parser.add_argument("--no-anomaly", action="store_true", help="skip the IIoT LSTM-AE task")
+    parser.add_argument("--no-dp-modes", action="store_true", help="skip central vs distributed vs local DP")
 
 
 def _row_config(row: str, base: dict):
@@ -78,6 +79,36 @@ def _one(row, ds, clients, model_fn, base, seed):
         "server_cpu_s": f["server_cpu_s_per_round"],
         "epsilon": f.get("epsilon"), "rounds_aborted": f["rounds_aborted"],
     }
+
+
+DP_MODE_EPS = (1.0, 2.0, 4.0)
+
+
+def _dp_modes(quick: bool, seed: int = 0) -> list[dict]:
+    """Issue 16's rows: client-level DP with central, distributed and local noise at the same
+    epsilon, 100 clients all taking part each round (q = 1), masking backend. What the
+    server sees: the noise-free sum (central) or only a noised one (distributed, local)."""
+    from fl.cli import PRESETS, training_view
+    from fl.config import FLConfig
+    from fl.data import load_dataset, split_clients
+    from fl.models import default_model_fn
+    from fl.server import run
+
+    rows = []
+    for name in (("digits",) if quick else ("digits", "mnist5k")):
+        ds = load_dataset(name, seed=seed)
+        clients, test, scale = training_view(ds, split_clients(ds, 100, scheme="iid", seed=seed, min_size=1))
+        model_fn = default_model_fn(ds.input_shape, ds.task, ds.n_classes, "mlp")
+        for eps in ((2.0,) if quick else DP_MODE_EPS):
+            for mode in ("central", "distributed", "local"):
+                cfg = FLConfig(rounds=2 if quick else 10, backend="masking", dp_epsilon=eps, dp_unit="client",
+                               dp_mode=mode, clip_norm=1.0, dp_min_survivors=100, seed=seed, **PRESETS[name])
+                f = run(model_fn, clients, test, cfg, task=ds.task, show_progress=False).final
+                rows.append({"dataset": name, "epsilon_target": eps, "mode": mode, "accuracy": f.get("accuracy"),
+                             "epsilon": f.get("epsilon"), "mb_up": f["bytes_up_per_round"] / 1e6,
+                             "bits_per_value": f.get("ddg_bits", 16 if mode != "distributed" else None),
+                             "noise_free_sum_visible": f.get("server_sees_noise_free_sum")})
+    return rows
 
 
 def _anomaly(quick: bool, seed: int) -> dict:
@@ -161,6 +192,10 @@ def run(args) -> dict | None:
     if not args.no_anomaly:
         data["anomaly_iiot"] = _anomaly(quick, 0)
         md += "\n\nLSTM autoencoder on synthetic IIoT (masking):\n\n" + markdown_table([data["anomaly_iiot"]])
+    if not args.no_dp_modes:
+        data["dp_modes"] = _dp_modes(quick)
+        md += "\n\nClient-level DP, 100 clients per round, masking: central vs distributed vs local noise\n\n" + \
+            markdown_table(data["dp_modes"])
     md += "\n\nRatios (same run):\n\n" + markdown_table(
         [{"setup": k, **{kk: v for kk, v in s.items()}} for k, s in summary.items()]) if summary else ""
     return finish("fl", data, md, args)
