@@ -14,8 +14,9 @@ from fl.config import ROBUST_RULES
 
 __all__ = ["check_arrays", "check_clients", "check_model", "check_combination", "SECURE_ROBUST"]
 
-#: Robust rules that run on SPDZ shares (pairwise distances computed under MPC).
-SECURE_ROBUST = ("krum", "multikrum")
+#: Robust rules that run on SPDZ shares (pairwise distances computed under MPC). Plain
+#: Krum is not among them: its output is the one selected client's update, opened.
+SECURE_ROBUST = ("multikrum",)
 
 
 def check_arrays(X, y, who: str, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -120,17 +121,20 @@ def check_combination(cfg, model: nn.Module, n_clients: int) -> None:
             raise ValueError(
                 f"aggregator {cfg.aggregator!r} needs each client's update, which the {cfg.backend} "
                 f"backend hides by design. Secure alternatives on SPDZ shares: --backend spdz with "
-                f"--aggregator krum or multikrum (pairwise distances computed on shares), or a norm "
+                f"--aggregator multikrum (pairwise distances computed on shares), or a norm "
                 f"bound (backend_params norm_bound, range-proved); or --backend plain (no secrecy)")
+        if cfg.backend == "spdz" and cfg.aggregator == "krum":
+            raise ValueError("Krum on SPDZ shares would open the one selected client's update every round; "
+                             "use --aggregator multikrum (the mean of m >= f + 2 selected updates)")
         if cfg.backend == "spdz" and cfg.aggregator not in SECURE_ROBUST:
             raise ValueError(f"aggregator {cfg.aggregator!r} does not run on SPDZ shares; "
-                             f"use krum or multikrum, or --backend plain")
+                             f"use multikrum, or --backend plain")
     if cfg.reputation and cfg.backend in ("masking", "ckks"):
         raise ValueError(f"reputation scores individual updates, which the {cfg.backend} backend hides; "
-                         f"use --backend spdz with --aggregator krum/multikrum (scores from the opened "
+                         f"use --backend spdz with --aggregator multikrum (scores from the opened "
                          f"distances) or --backend plain")
     if cfg.reputation and cfg.backend == "spdz" and cfg.aggregator not in SECURE_ROBUST:
-        raise ValueError("reputation on spdz needs --aggregator krum or multikrum (it scores the opened distances)")
+        raise ValueError("reputation on spdz needs --aggregator multikrum (it scores the opened distances)")
     if cfg.clients_per_round is not None and cfg.clients_per_round > n_clients:
         raise ValueError(f"clients_per_round={cfg.clients_per_round} but there are only {n_clients} clients")
     per_round = n_clients if cfg.clients_per_round is None else cfg.clients_per_round

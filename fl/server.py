@@ -52,7 +52,7 @@ def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int 
     """The secure-aggregation backend for ``cfg``, with its declared range set to
     ``bound`` (derived from ``clip_norm``: every coordinate of a clipped update is within
     it) unless ``backend_params`` says otherwise, and at least 2 clients per round for the
-    secure backends. Krum / Multi-Krum with ``spdz`` use the SPDZ robust backend."""
+    secure backends. Multi-Krum with ``spdz`` uses the SPDZ robust backend."""
     params = dict(cfg.backend_params)
     name = cfg.backend
     if name in ("masking", "spdz") or (name == "ckks" and params.get("mode") == "compact"):
@@ -61,11 +61,11 @@ def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int 
         params.setdefault("bits", 8 if cfg.compression == "q8" else 16)
     if name != "plain":
         params.setdefault("min_clients", 2)
-    if name == "spdz" and cfg.aggregator in ("krum", "multikrum"):
+    if name == "spdz" and cfg.aggregator == "multikrum":
         name = "spdz-krum"
         params.setdefault("f", cfg.byzantine_f)
-        if cfg.aggregator == "multikrum":  # Multi-Krum's default m = n - f (fl.aggregation)
-            params.setdefault("m", cfg.aggregator_params.get("m", max(1, (per_round or 1) - cfg.byzantine_f)))
+        # Multi-Krum's default m = n - f (fl.aggregation)
+        params.setdefault("m", cfg.aggregator_params.get("m", max(1, (per_round or 1) - cfg.byzantine_f)))
     if privacy is not None and getattr(privacy, "mode", None) == "distributed":
         params.update(privacy.backend_params(name))  # exact integer sums: these must win
     params.setdefault("rng", _spawn(rng, f"backend-{name}"))

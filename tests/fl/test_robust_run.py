@@ -42,14 +42,23 @@ def test_signflip_breaks_fedavg_but_not_median_or_krum(results):
         assert not set(r["selected"]) & attackers
 
 
-def test_krum_on_spdz_shares_selects_like_plaintext_krum(digits_clients, mlp):
+def test_multikrum_on_spdz_shares_selects_like_plaintext(digits_clients, mlp):
     clients, test = digits_clients
-    plain = run(mlp, clients, test, FLConfig(**{**BASE, "rounds": 2, "backend": "plain", "aggregator": "krum"}),
-                rng=DeterministicRandom(1))
-    secure = run(mlp, clients, test, FLConfig(**{**BASE, "rounds": 2, "backend": "spdz", "aggregator": "krum",
-                                                 "backend_params": {"clip": 50.0}}), rng=DeterministicRandom(1))
-    assert [r["selected"] for r in plain.rounds] == [r["selected"] for r in secure.rounds]
+    kw = {**BASE, "rounds": 2, "aggregator": "multikrum"}
+    plain = run(mlp, clients, test, FLConfig(**{**kw, "backend": "plain"}), rng=DeterministicRandom(1))
+    secure = run(mlp, clients, test, FLConfig(**{**kw, "backend": "spdz", "backend_params": {"clip": 50.0}}),
+                 rng=DeterministicRandom(1))
+    sel = [r["selected"] for r in plain.rounds]
+    assert sel == [r["selected"] for r in secure.rounds]
+    attackers = set(plain.final["attackers"])
+    assert all(len(s) == 8 and not set(s) & attackers for s in sel)  # m = n - f, no attacker
     assert abs(plain.final["accuracy"] - secure.final["accuracy"]) < 0.02
+
+
+def test_plain_krum_on_shares_is_refused(digits_clients, mlp):
+    clients, test = digits_clients
+    with pytest.raises(ValueError, match="would open the one selected client's update"):
+        run(mlp, clients, test, FLConfig(**{**BASE, "rounds": 1, "backend": "spdz", "aggregator": "krum"}))
 
 
 def test_reputation_excludes_persistent_attackers(digits_clients, mlp):
@@ -66,7 +75,7 @@ def test_reputation_excludes_persistent_attackers(digits_clients, mlp):
 
 def test_robust_rule_with_masking_names_the_secure_alternatives(digits_clients, mlp):
     clients, test = digits_clients
-    with pytest.raises(ValueError, match="spdz with --aggregator krum or multikrum"):
+    with pytest.raises(ValueError, match="spdz with --aggregator multikrum"):
         run(mlp, clients, test, FLConfig(rounds=1, backend="masking", aggregator="krum"))
     with pytest.raises(ValueError, match="reputation"):
         run(mlp, clients, test, FLConfig(rounds=1, backend="ckks", reputation=True))
