@@ -58,7 +58,8 @@ def test_gram_and_distances_on_shares_are_exact():
 @pytest.mark.parametrize("k,f,m,attackers", [(7, 2, 1, (0, 5)), (10, 2, 4, (3, 7)), (10, 3, 1, (1, 2, 9))])
 def test_selects_exactly_what_plaintext_krum_selects(k, f, m, attackers):
     ups = grid_updates(k, 64, seed=k + f, attackers=attackers)
-    res = make_aggregator("spdz-krum", f=f, m=m, clip=1.0, rng=DeterministicRandom(2)).aggregate(ups)
+    res = make_aggregator("spdz-krum", f=f, m=m, clip=1.0, reveal_individual=m <= f + 1,
+                          rng=DeterministicRandom(2)).aggregate(ups)
     agg, sel = plain_krum(ups, f, m)
     assert res.stats["selected"] == sel and res.survivors == frozenset(sel)
     assert res.stats["opened_mean_of"] == m  # m = 1: the output is one client's update
@@ -73,8 +74,8 @@ def test_selects_exactly_what_plaintext_krum_selects(k, f, m, attackers):
 def test_selection_matches_plaintext_on_random_rounds(f, m, seed):
     k = 2 * f + 3 + seed % 3
     ups = grid_updates(k, 16, seed)
-    res = make_aggregator("spdz-krum", f=f, m=m, clip=1.0, verify_range=False,
-                          rng=DeterministicRandom(seed)).aggregate(ups)
+    res = make_aggregator("spdz-krum", f=f, m=m, clip=1.0, verify_range=False, trust_clients=True,
+                          reveal_individual=True, rng=DeterministicRandom(seed)).aggregate(ups)
     assert res.stats["selected"] == plain_krum(ups, f, m)[1]
     # the privcrypt selection rule and fl's agree on the opened matrix
     assert R.krum_select(res.stats["distances"], f, m).tolist() == \
@@ -101,7 +102,8 @@ def test_weights_dropout_and_abort():
 def test_norm_bound_opens_norms_and_drops_oversized_before_distances():
     ups = grid_updates(8, 32, seed=5)
     ups[6] = np.full(32, 0.75)  # norm 4.24
-    res = make_aggregator("spdz-krum", f=1, clip=1.0, norm_bound=2.0, rng=DeterministicRandom(6)).aggregate(ups)
+    res = make_aggregator("spdz-krum", f=1, clip=1.0, norm_bound=2.0, reveal_individual=True,
+                          rng=DeterministicRandom(6)).aggregate(ups)
     assert res.stats["rejected_norm"] == [6] and 6 not in res.stats["distance_clients"]
     assert res.stats["norms_sq"][6] == pytest.approx(32 * 0.75**2)  # revealed, by design
     assert res.stats["selected"] == plain_krum({i: ups[i] for i in ups if i != 6}, 1, 1)[1]
@@ -113,18 +115,18 @@ def test_range_proof_stops_a_wrapping_client():
     ups = grid_updates(7, 8, seed=7)
     honest = SpdzComputeParty.receive_input
 
-    def wrap(self, msg, *, record=False):
+    def wrap(self, msg, *, record=False, channel_sender=None):
         m = Message.decode(msg)
         if m.sender == 4:
             delta = unpack_array(m.payload, dtype=np.uint64).copy()
             delta[0] = (int(delta[0]) + 2**31 * 2**F) % P  # shift coordinate 0 by 2^31 (real)
             from privcrypt.wire import pack_array
             msg = Message(m.round_id, m.stage, m.sender, m.recipient, pack_array(delta)).encode()
-        return honest(self, msg, record=record)
+        return honest(self, msg, record=record, channel_sender=channel_sender)
 
     SpdzComputeParty.receive_input = wrap
     try:
-        res = make_aggregator("spdz-krum", f=1, clip=1.0, rng=DeterministicRandom(8)).aggregate(ups)
+        res = make_aggregator("spdz-krum", f=1, m=3, clip=1.0, rng=DeterministicRandom(8)).aggregate(ups)
     finally:
         SpdzComputeParty.receive_input = honest
     assert res.stats["rejected_range"] == [4] and 4 not in res.survivors
@@ -158,14 +160,14 @@ def test_tampered_share_raises_mac_check_failed(monkeypatch, where):
             return out
         monkeypatch.setattr(SpdzComputeParty, "weighted_sum", cheat)
     with pytest.raises(MacCheckFailed):
-        make_aggregator("spdz-krum", f=1, m=2, clip=1.0, verify_range=False,
+        make_aggregator("spdz-krum", f=1, m=3, clip=1.0, verify_range=False, trust_clients=True,
                         rng=DeterministicRandom(10)).aggregate(ups)
 
 
 def test_what_party_0_sees_is_masked():
     ups = grid_updates(5, 50, seed=11)
-    res = make_aggregator("spdz-krum", f=1, clip=1.0, verify_range=False, record_view=True,
-                          rng=DeterministicRandom(12)).aggregate(ups)
+    res = make_aggregator("spdz-krum", f=1, m=3, clip=1.0, verify_range=False, trust_clients=True,
+                          record_view=True, rng=DeterministicRandom(12)).aggregate(ups)
     for msg in res.stats["server_view"]:
         delta = unpack_array(Message.decode(msg).payload, dtype=np.uint64)
         for k in ups:
@@ -175,4 +177,4 @@ def test_what_party_0_sees_is_masked():
 
 def test_distance_overflow_is_refused_up_front():
     with pytest.raises(UnsupportedParameters, match="overflow"):
-        make_aggregator("spdz-krum", f=0, clip=8.0).aggregate({i: np.zeros(2**20) for i in range(3)})
+        make_aggregator("spdz-krum", f=0, m=2, clip=8.0).aggregate({i: np.zeros(2**20) for i in range(3)})
