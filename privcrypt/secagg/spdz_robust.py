@@ -6,7 +6,9 @@ and those can be computed on shares. A round, stage by stage:
 
 1. ``setup`` / ``input``: exactly as the ``spdz`` backend (:mod:`privcrypt.secagg.spdz`,
    whose client and compute-party classes are reused): each client secret-shares
-   ``encode(clip(x))`` to the ``n_parties`` compute parties through SPDZ's input protocol.
+   ``encode(clip(x))`` to the ``n_parties`` compute parties through SPDZ's input protocol
+   (sender ids checked against the channel; any disagreement between the parties aborts:
+   threat model below).
 2. ``range_check`` (on by default, ``verify_range=True``): the in-MPC range proof of
    :mod:`privcrypt.mpc.rangeproof` shows every coordinate lies in ``[-B, B]``,
    ``B = ceil(clip·2^f)``. **Krum on shares is unsound without it**: a client can share any
@@ -28,30 +30,59 @@ and those can be computed on shares. A round, stage by stage:
    their distances are never opened.
 5. ``distances``: ``[Δ_ij] = [G_ii] + [G_jj] - 2[G_ij]`` (local) for the remaining clients;
    the ``K(K-1)/2`` upper-triangle values are opened after the MAC check.
-6. ``select``: Krum scores and the selection run in the clear on the opened matrix
-   (:func:`krum_select`; ties to the lower client id).
+6. ``select``: Krum scores and the selection run in the clear on the opened matrix of exact
+   integers (:func:`krum_select`; ties to the lower client id).
 7. ``aggregate``: the weighted sum of the *selected* clients' shares is opened (as in
    ``spdz``); the mean is sum / Σ w.
 
-What is revealed to the compute parties (and to whoever receives ``stats``): the K × K
-matrix of squared distances between the accepted clients' (clipped, fixed-point) updates;
-with ``norm_bound`` each client's squared norm; which clients were selected; the weighted
-mean of the ``m`` selected updates. **With ``m = 1`` (plain Krum) that mean is one client's
-whole update**: use Multi-Krum (``m >= 2``, e.g. ``n - f``) when individual updates must
-stay hidden (``stats["opened_mean_of"]`` says how many updates the output averages).
-**Not revealed**: any individual update (for ``m >= 2``) or coordinate, the Gram matrix's
-inner products on their own, the unselected updates. Distances do leak geometry: they fix
-the K updates up to a common rotation, reflection and translation (classical MDS); a
-coalition that knows some updates (colluding clients' own, or the opened mean) learns every
-other update's projection onto the span of the known ones' differences and its distance to
-them. The distance matrix is the price of Krum; state it to users.
+What is revealed to the compute parties (and to whoever receives ``stats``):
+
+* the K × K matrix of squared distances between the accepted clients' (clipped, fixed-point)
+  updates (exact integers at scale ``2^(2·frac_bits)``, ``stats["distances_int"]``; selection
+  runs on these; ``stats["distances"]`` is the same in real units as float64, rounded once an
+  integer exceeds 2^53, i.e. a distance above 2^21 at 16 bits);
+* with ``norm_bound``, each accepted client's squared norm; norms and distances together
+  give the whole Gram matrix ``G_ij = (‖x_i‖² + ‖x_j‖² − Δ_ij) / 2``;
+* which clients were selected, and the weighted mean of the ``m`` selected updates;
+* ``stats["clipped"]``: the number of clipped coordinates, summed over the clients (the
+  simulation reads each client's count; a deployment would have each client report it);
+* which clients were malformed or failed the range proof or norm check.
+
+What the distances imply: they fix the K updates up to one common rotation, reflection and
+translation (classical MDS). **Colluding clients choose points and turn the distances into
+coordinates**: a coalition of ``c`` clients (submitting ``y_1, …, y_c``) and anyone who sees
+the distances learns, for every honest update ``x``, ``⟨x, y_a − y_1⟩`` for the ``c − 1``
+directions ``y_a − y_1`` of its choice (``Δ(x, y_1) − Δ(x, y_a)`` is linear in ``x``) and, with
+``y_1 = 0``, ``‖x‖²``: two colluders with ``0`` and ``t·e_i`` learn coordinate ``i`` and the
+norm of *every* honest update, whether or not Krum selects them. This holds for every ``m``;
+the distance matrix is the price of Krum on shares, state it to users.
+
+**The output**: ``m ≤ f + 1`` is refused (``ValueError``) unless ``reveal_individual=True``:
+with ``m = 1`` (plain Krum) the output IS one client's update, and with ``2 ≤ m ≤ f + 1``,
+``m − 1`` colluders placed at the honest centre are selected with one honest client ``h`` and
+recover ``x_h = m·mean − Σ colluders`` exactly. With ``m ≥ f + 2`` the output is the mean of
+at least ``m − f ≥ 2`` honest updates (``stats["opened_mean_of"]`` = m). **Not revealed**
+(beyond what the values above imply): the masked inputs, the shares, the unselected updates'
+coordinates along directions no colluder chose.
 
 Threat model: as ``spdz``. The dealer is semi-honest and non-colluding; up to
 ``n_parties - 1`` compute parties may collude and deviate (malicious with abort: a tampered
 share, MAC share or opening raises ``MacCheckFailed``, nothing is released); clients may be
 malicious (bounded by the range proof, and then by Krum itself against at most ``f`` of
-them); no compute party may drop out. Fewer than ``max(min_clients, 2f + 3)`` accepted
-clients -> ``ProtocolAbort``.
+them); no compute party may drop out. ``verify_range=False`` is refused unless
+``trust_clients=True`` (honest-but-curious clients only: without the proof Krum is unsound).
+Channels are authenticated: each party checks that a message's sender id is the client the
+channel delivered it from (``channel_sender``), so a client cannot impersonate another.
+Input consistency (echo broadcast): every party reports, per client, the digest of the
+payload it accepted or "malformed"; the client is kept if all reports agree on a digest,
+excluded if all say malformed (at least one party is honest, so the fault is the client's),
+and on **any disagreement the round aborts** (``ProtocolAbort``, stage ``input``): a client
+that equivocated and a party that lies about what it received look the same, and excluding
+the client would let one malicious party steer Krum's input set. So a malicious client can
+abort a round (denial of service, as any compute party can); attributing it would need
+per-party signed inputs (not done). Weights are turned into public integers before anything
+is opened, valid for every possible selection. Fewer than ``max(min_clients, 2f + 3, m + f)``
+accepted clients -> ``ProtocolAbort``.
 """
 
 from __future__ import annotations
@@ -232,25 +263,20 @@ class SpdzKrumAggregator(SpdzAggregator):
 
     Parameters: ``f`` (Byzantine clients to tolerate; a round needs ``>= max(2f + 3, m + f,
     min_clients)`` accepted clients, else ``ProtocolAbort`` naming the stage); ``m`` (clients
-    averaged). **``m <= f + 1`` raises ``ValueError``** unless ``reveal_individual=True``:
-    ``m = 1`` (plain Krum) outputs one client's whole update, and with ``2 <= m <= f + 1``
-    ``m - 1`` colluding clients placed at the honest centre are selected with a single honest
-    client and recover its update exactly (``x_h = m·mean - Σ colluders``). With
-    ``m >= f + 2`` the output is the mean of at least ``m - f >= 2`` honest updates.
-    ``verify_range`` (default True): **``verify_range=False`` raises ``ValueError``** unless
-    ``trust_clients=True``: without the range proof a malicious client's shared value is any
-    element of Z_p and its distances can wrap mod p, so Krum is unsound. Also the ``spdz``
-    backend's ``n_parties``, ``frac_bits``, ``clip``, ``norm_bound``, ``min_clients``,
-    ``rng``, ``record_view``.
+    averaged; **``m <= f + 1`` raises ``ValueError`` unless ``reveal_individual=True``**: the
+    output can then be one honest client's update; with ``m >= f + 2`` it averages at least
+    ``m - f`` honest updates); ``verify_range`` (default True; **False raises ``ValueError``
+    unless ``trust_clients=True``**: without the range proof Krum is unsound against malicious
+    clients); and the ``spdz`` backend's ``n_parties``, ``frac_bits``, ``clip``,
+    ``norm_bound``, ``min_clients``, ``rng``, ``record_view``.
 
-    ``stats`` adds: ``selected`` (client ids in the mean), ``distance_clients`` (the ids
-    ordering the rows of) ``distances_int`` (the opened matrix, exact int64 at scale
-    ``2^(2·frac_bits)``: selection runs on these) and ``distances`` (the same in real units,
-    float64: rounded once an entry exceeds 2^53, i.e. 2^21 at 16 bits), ``scores``,
-    ``norms_sq`` (with ``norm_bound``), ``gram_elements``, ``atol``; and keeps ``clipped``,
-    ``rejected_range``, ``rejected_norm``, CPU seconds and byte counts as ``spdz``. All of
-    these are revealed (module docstring). Weights are turned into public integers
-    **before** anything is opened, valid for every possible selection of ``m`` clients."""
+    ``stats`` adds (all revealed, see the module docstring): ``selected``,
+    ``distance_clients`` (the ids ordering the rows of) ``distances_int`` (exact int64 at
+    scale ``2^(2·frac_bits)``) and ``distances`` (float64, real units), ``scores``,
+    ``norms_sq`` (with ``norm_bound``), ``gram_elements``, ``opened_mean_of``, ``atol``; and
+    keeps ``clipped``, ``rejected_range``, ``rejected_norm``, ``malformed_clients``, CPU
+    seconds and byte counts as ``spdz`` (``inconsistent_clients`` is always empty: a
+    disagreement aborts)."""
 
     name = "spdz-krum"
 
