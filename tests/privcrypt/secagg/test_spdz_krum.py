@@ -339,3 +339,15 @@ def test_matmul_mod_refuses_non_canonical_residues():
             R.matmul_mod(bad, ok)
         with pytest.raises(ValueError, match="canonical"):
             R.matmul_mod(ok, bad)
+
+
+@settings(max_examples=30)
+@given(st.integers(0, 2), st.integers(0, 3), st.integers(0, 2**32), st.integers(1, 50))
+def test_integer_selection_agrees_with_float_where_float_is_exact(f, extra, seed, bits):
+    """Info 1: the exact-integer path is the same rule as fl's float rule whenever float64
+    represents every score exactly (entries < 2^50, at most 8 summed)."""
+    k = 2 * f + 3 + extra
+    d = np.triu(DeterministicRandom(seed).integers(2**bits, (k, k)), 1)
+    d = d + d.T  # symmetric, zero diagonal; small ``bits`` make ties (lower index wins)
+    for m in range(1, k - f + 1):
+        assert R.krum_select(d, f, m).tolist() == fl_krum_select(d.astype(np.float64), f, m).tolist()
