@@ -152,7 +152,10 @@ def krum_cell(k: int, d: int, *, verify_range: bool, repeat: int) -> dict:
     ids = sorted(ups)
     x = np.array([ups[i] for i in ids])
 
-    sk = make_aggregator("spdz-krum", f=f, clip=CLIP, verify_range=verify_range)
+    # plain Krum (m = 1) to compare with plaintext Krum: its output is one client's update,
+    # hence the explicit opt-ins (and trust_clients for the cells without the range proof)
+    sk = make_aggregator("spdz-krum", f=f, clip=CLIP, verify_range=verify_range, reveal_individual=True,
+                         trust_clients=not verify_range)
     m_sk = measure(lambda: sk.aggregate(ups), repeat=repeat, warmup=0)
     res = m_sk["result"]
 

@@ -149,8 +149,15 @@ class SpdzComputeParty:
         self.digests: dict[int, bytes] = {}
         self.view: list[bytes] = []  # every message this party received (record_view)
 
-    def receive_input(self, msg: bytes, *, record: bool = False) -> None:
+    def receive_input(self, msg: bytes, *, record: bool = False, channel_sender: int | None = None) -> None:
+        """Parse one client's ``input`` message (``MalformedInput`` if it is not a well-formed
+        message of this round to this party). ``channel_sender``: the client id the
+        authenticated channel delivered it from (TLS in deployment; the in-process driver
+        knows who sent what); when given, a header claiming another sender is malformed, so a
+        client cannot impersonate (and so exclude) another one. None: trust the header."""
         m = Message.decode(msg, round_id=self.round_id, stage="input")
+        if channel_sender is not None and m.sender != channel_sender:
+            raise MalformedInput(f"input from client {channel_sender} claims to come from client {m.sender}")
         if m.recipient != party_id(self.j):
             raise MalformedInput("input message addressed to another party")
         if self.clients is not None and m.sender not in self.clients:
@@ -328,7 +335,8 @@ class SpdzAggregator(SecureAggregator):
             up[cid] = sum(len(m) for m in msgs)
             for party, m in zip(parties, msgs):
                 try:
-                    timed("parties", party.receive_input, m, record=self.record_view and party.j == 0)
+                    timed("parties", party.receive_input, m, record=self.record_view and party.j == 0,
+                          channel_sender=cid)
                 except MalformedInput:
                     malformed.add(cid)  # a client's bad message excludes it, not the round
         received = sorted(parties[0].inputs)
