@@ -78,6 +78,9 @@ def _one(row, ds, clients, model_fn, base, seed):
         "s_per_round": f["seconds_per_round"], "cpu_s_per_round": f["cpu_s_per_round"],
         "server_cpu_s": f["server_cpu_s_per_round"],
         "epsilon": f.get("epsilon"), "rounds_aborted": f["rounds_aborted"],
+        # per-round curves for the report's figures
+        "curve": {k: [r.get(k) for r in hist.rounds] for k in ("accuracy", "rmse", "train_loss", "epsilon")
+                  if any(r.get(k) is not None for r in hist.rounds)},
     }
 
 
