@@ -15,7 +15,7 @@ import numpy as np
 
 from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_survivors,
-                                   validate_round_inputs)
+                                   finish_round, validate_round_inputs)
 from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import SERVER, Message, pack_array, unpack_array
 
@@ -56,15 +56,18 @@ class PlainServer:
 
 
 class PlainAggregator(SecureAggregator):
-    """No protection: the baseline (see module docstring). ``min_clients``: fewest survivors."""
+    """No protection: the baseline (see module docstring). ``min_clients``: fewest survivors
+    (default 1: plain protects nothing, so one client is allowed). Exact (``atol`` 0), no
+    declared range, nothing clipped; ``strict`` is accepted for a uniform interface."""
 
     name = "plain"
 
-    def __init__(self, min_clients: int = 1, *, record_view: bool = False,
+    def __init__(self, min_clients: int = 1, *, strict: bool = False, record_view: bool = False,
                  rng: RandomSource | None = None):
         if int(min_clients) < 1:
             raise ValueError("min_clients must be >= 1")
         self.min_clients = int(min_clients)
+        self.strict = bool(strict)  # accepted for uniformity: plain has no range, never clips
         self.record_view = bool(record_view)
         self._rng = resolve_rng(rng)
 
@@ -88,5 +91,6 @@ class PlainAggregator(SecureAggregator):
                 server.receive(msg)
         with log.server_cpu():
             mean = server.finish()
-        return AggregationResult(mean, log.bytes_up, log.bytes_down,
-                                 frozenset(server.received), log.stats())
+        stats = {**log.stats(), "clipped": 0, "clipped_clients": [], "atol": 0.0}
+        return finish_round(self, AggregationResult(mean, log.bytes_up, log.bytes_down,
+                                                    frozenset(server.received), stats), upd)

@@ -27,7 +27,7 @@ BACKENDS = {
 }
 
 
-def build(name, min_clients=1):
+def build(name, min_clients=2):
     module, kwargs = BACKENDS[name]
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"backend module {module} not in this tree yet")
