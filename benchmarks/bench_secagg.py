@@ -37,7 +37,7 @@ def add_arguments(parser) -> None:
                         help="comma-separated CLIENTSxVALUES, e.g. 100x100000 (default: all)")
 
 
-def _one(name, n, dim, dropout, repeat, ups):
+def _one(name, n, dim, dropout, repeat, ups, extra=None):
     import statistics
     import time
 
@@ -47,7 +47,7 @@ def _one(name, n, dim, dropout, repeat, ups):
     # public, spread-out choice of who drops: every (n/k)-th client
     dropped = frozenset(int(i * n / k) for i in range(k)) if k else frozenset()
     backend = "masking" if name == "masking-auth" else name
-    agg = make_aggregator(backend, min_clients=max(2, n - k), **KWARGS[name])
+    agg = make_aggregator(backend, min_clients=max(2, n - k), **{**KWARGS[name], **(extra or {})})
     runs, totals = [], []
     for _ in range(repeat):
         c0 = time.process_time()
@@ -127,6 +127,12 @@ def run(args) -> dict:
                     row["extra_down_per_client_vs_masking"] = row["down_per_client"] - unauth["down_per_client"]
                     row["extra_client_cpu_s_vs_masking"] = row["client_cpu_s"] - unauth["client_cpu_s"]
                     row["extra_server_cpu_s_vs_masking"] = row["server_cpu_s"] - unauth["server_cpu_s"]
+                    # the authenticated mode may need a denser graph and a majority threshold;
+                    # the cost of authentication alone: unauthenticated at the same k and t
+                    same = _one("masking", n, dim, dropout, 1 if dim >= 1_000_000 else repeat, ups,
+                                extra={"degree": row["degree"], "threshold": row["threshold"]})
+                    for key in ("up_per_client", "down_per_client", "client_cpu_s", "server_cpu_s"):
+                        row[f"extra_{key}_vs_masking_same_graph"] = row[key] - same[key]
                 if base is not None:
                     row["up_vs_plain"] = ratio(row["up_per_client"], base["up_per_client"])
                     row["server_cpu_vs_plain"] = (None if row["server_cpu_s"] is None

@@ -63,6 +63,7 @@ class MaskingServer:
         self.acc = np.zeros(self.dim, dtype=self.dtype)
         self.consistency: dict[int, bytes] = {}
         self.unmask_resp: dict[int, dict] = {}
+        self._lagrange: dict[tuple, list[int]] = {}
         self.stage = ADVERTISE
         self._array_head = pack_array(np.zeros(self.dim, dtype=self.dtype))[:-self.dim * self.dtype.itemsize]
 
@@ -264,15 +265,34 @@ class MaskingServer:
         # Lagrange multiples, so it is caught; with exactly t shares it cannot be.
         xs = sorted(pts)
         try:
-            secret = shamir.combine({x: pts[x] for x in xs[:self.t]}, self.t)
-            other = (shamir.combine({x: pts[x] for x in xs[-self.t:]}, self.t)
-                     if len(xs) > self.t else secret)
+            secret = self._combine(xs[:self.t], pts)
+            other = self._combine(xs[-self.t:], pts) if len(xs) > self.t else secret
         except ValueError:  # not a 32-byte value: some holder sent a crafted share
             other, secret = None, b""
         if other != secret:
             raise ProtocolAbort(f"inconsistent shares of client {owner}'s {what} (a holder sent a "
                                 "wrong share)", stage=UNMASK)
         return secret
+
+    def _combine(self, xs: list[int], pts: dict[int, int]) -> bytes:
+        """Lagrange interpolation at 0 (as :func:`privcrypt.shamir.combine`), with the
+        coefficients of each x-set cached: most owners are answered by the same holders,
+        so each further secret costs t multiplications instead of O(t^2)."""
+        key = tuple(xs)
+        lam = self._lagrange.get(key)
+        if lam is None:
+            p = shamir.PRIME
+            lam = []
+            for i, xi in enumerate(xs):
+                num, den = 1, 1
+                for j, xj in enumerate(xs):
+                    if i != j:
+                        num = num * xj % p
+                        den = den * (xj - xi) % p
+                lam.append(num * pow(den, -1, p) % p)
+            self._lagrange[key] = lam
+        value = sum(l * (pts[x] % shamir.PRIME) for l, x in zip(lam, xs)) % shamir.PRIME
+        return shamir.int_to_secret(value)
 
     def finish(self) -> np.ndarray:
         """Remove all masks; return ``sum q_u mod R`` over the survivors U3 (exact).

@@ -233,3 +233,15 @@ def test_client_enforces_its_own_minimum_threshold():
     with pytest.raises(ProtocolAbort):
         strict_client.advertise_keys(server.config_message(0))
     MaskingClient(1, ups[1], min_threshold=3).advertise_keys(server.config_message(1))
+
+
+def test_cached_lagrange_matches_shamir_combine():
+    """The server's cached interpolation equals privcrypt.shamir.combine."""
+    rng = DeterministicRandom("lagrange")
+    server = MaskingServer(b"P" * 16, [0, 1], 1, clip=1.0, bits=8, modulus_bits=32, degree=1,
+                           threshold=1, weights={0: 1.0, 1: 1.0})
+    for t in (1, 3, 7):
+        secret = rng.bytes(32)
+        sh = shamir.split(secret, t, range(1, 12), rng=rng)
+        for xs in (sorted(sh)[:t], sorted(sh)[-t:]):
+            assert server._combine(xs, sh) == shamir.combine({x: sh[x] for x in xs}, t) == secret
