@@ -250,8 +250,9 @@ def available_backends() -> list[str]:
 def make_aggregator(name: str, **params) -> SecureAggregator:
     """Build backend ``name`` with its parameters (all keyword; defaults in brackets).
 
-    * ``"plain"`` (no protection, the baseline): ``min_clients`` [1], ``strict`` [False,
-      accepted for uniformity: nothing is clipped], ``record_view``, ``rng``.
+    * ``"plain"`` (no protection, the baseline): ``min_clients`` [1], ``clip`` [None: no
+      range; when set, clipped like the secure backends], ``strict`` [False],
+      ``record_view``, ``rng``.
     * ``"masking"`` (pairwise masks, dropout tolerant): ``clip`` [1.0], ``bits`` [16],
       ``modulus_bits`` [32], ``degree``/``threshold`` [SecAgg+ choice from ``corruption``
       0.05, ``dropout`` 0.3, ``sigma`` 40, ``eta`` 20], ``min_clients`` [2],

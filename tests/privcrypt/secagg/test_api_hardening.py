@@ -106,3 +106,15 @@ def test_careless_inputs_get_one_clear_error(name, bad, err, match):
 def test_weights_for_unknown_clients_are_named(name):
     with pytest.raises(ValueError, match="unknown clients \\[7\\]"):
         make_aggregator(name).aggregate({0: np.zeros(2), 1: np.zeros(2)}, {0: 1.0, 1: 1.0, 7: 2.0})
+
+
+def test_plain_accepts_clip_and_then_agrees_with_the_secure_backends():
+    ups = arange_updates()
+    plain = make_aggregator("plain").aggregate(ups)
+    np.testing.assert_array_equal(plain.mean, np.arange(10.0))
+    with pytest.warns(ClippingWarning):
+        clipped = make_aggregator("plain", clip=8.0).aggregate(ups)
+    with pytest.warns(ClippingWarning):
+        spdz = make_aggregator("spdz", clip=8.0).aggregate(ups)
+    np.testing.assert_allclose(clipped.mean, spdz.mean, atol=spdz.stats["atol"])
+    assert clipped.stats["clipped"] == spdz.stats["clipped"] == 5
