@@ -223,11 +223,18 @@ class MaskingServer:
             check_survivors(len(self.u4), max(self.min_clients, self.t), CONSISTENCY)
             self.stage = UNMASK
             u3 = pack_ids(self.u3)
+            recs = {s: struct.pack("<I", s) + self.consistency[s] for s in self.u4}
+            every = struct.pack("<I", len(recs)) + b"".join(recs[s] for s in sorted(recs))
+            complete = self.degree >= len(self.u1) - 1
             out = {}
             for v in sorted(self.u4):
-                near = set().union(*(self.graph[u] | {u} for u in self.active[v] | {v}))
-                sig = [struct.pack("<I", s) + self.consistency[s] for s in sorted(near & self.u4)]
-                out[v] = self._to(v, CONSISTENCY, u3 + struct.pack("<I", len(sig)) + b"".join(sig))
+                if complete:  # every signer is within two hops
+                    body = every
+                else:  # signers among the holders of v's neighbours
+                    near = set().union(*(self.graph[u] | {u} for u in self.active[v] | {v}))
+                    sig = [recs[s] for s in sorted(near & self.u4)]
+                    body = struct.pack("<I", len(sig)) + b"".join(sig)
+                out[v] = self._to(v, CONSISTENCY, u3 + body)
             return out
         self._close_masked()
         self.u4 = self.u3
