@@ -213,3 +213,15 @@ def test_identity_keys_and_enrolment_file(tmp_path):
     from privcrypt.exceptions import MalformedInput
     with pytest.raises(MalformedInput):
         load_enrolment(tmp_path / "bad.json")
+
+
+def test_authenticated_round_on_a_sparse_graph():
+    """Sparse graph: each client checks signatures from the holders of its neighbours."""
+    ups = data(40, 16, seed=5)
+    agg = make_aggregator("masking", authenticated=True, degree=20, threshold=13,
+                          rng=DeterministicRandom(6))
+    dropped = frozenset({1, 9, 17, 25})
+    res = agg.aggregate(ups, dropped=dropped)
+    assert res.stats["degree"] == 20 and res.survivors == frozenset(range(40)) - dropped
+    np.testing.assert_allclose(res.mean, np.mean([ups[i] for i in res.survivors], axis=0),
+                               atol=res.stats["atol"])
