@@ -29,7 +29,7 @@ from privcrypt.rng import RandomSource, resolve_rng
 from privcrypt.secagg.masking.common import (ADVERTISE, CONSISTENCY, KEY_REC, MASKED, PT,
                                              SEALED_LEN, SHARE, SIG_LEN, UNMASK, MaskExpander,
                                              advert_transcript, consistency_transcript,
-                                             pack_ids, pair_info, records, share_ad,
+                                             pair_info, records, share_ad,
                                              unpack_ids)
 from privcrypt.secagg.masking.params import RoundConfig, neighbour_graph
 from privcrypt.wire import SERVER, Message, pack_array

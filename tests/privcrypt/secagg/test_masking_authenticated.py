@@ -12,7 +12,7 @@ from privcrypt.identity import IdentityKey, load_enrolment, save_enrolment, veri
 from privcrypt.kex import KeyPair
 from privcrypt.rng import DeterministicRandom
 from privcrypt.secagg import make_aggregator
-from privcrypt.secagg.masking import (ADVERTISE, CONSISTENCY, MASKED, UNMASK, MaskingClient,
+from privcrypt.secagg.masking import (ADVERTISE, CONSISTENCY, UNMASK, MaskingClient,
                                      MaskingServer, run_round, secagg_plus_parameters)
 from privcrypt.secagg.masking.common import pack_ids, unpack_ids
 from privcrypt.wire import Message

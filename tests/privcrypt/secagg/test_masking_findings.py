@@ -10,14 +10,12 @@ import pytest
 from privcrypt import shamir
 from privcrypt.encoding import Quantizer
 from privcrypt.exceptions import MalformedInput, ProtocolAbort
-from privcrypt.kex import KeyPair, agree, is_low_order
+from privcrypt.kex import is_low_order
 from privcrypt.rng import DeterministicRandom
 from privcrypt.secagg import make_aggregator
-from privcrypt.secagg.masking import (ADVERTISE, MASKED, SHARE, UNMASK, MaskExpander,
-                                     MaskingClient, MaskingServer, RoundConfig, neighbour_graph,
-                                     run_round)
-from privcrypt.secagg.masking.common import pair_info
-from privcrypt.wire import Message, unpack_array
+from privcrypt.secagg.masking import (ADVERTISE, MASKED, SHARE, UNMASK, MaskingClient,
+                                     MaskingServer, RoundConfig, neighbour_graph, run_round)
+from privcrypt.wire import Message
 
 
 def data(n, dim, seed=0):

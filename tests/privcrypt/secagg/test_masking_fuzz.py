@@ -3,7 +3,6 @@ captured honest message is mutated (bit flips, truncation, extension, random byt
 the framing kept valid so the payload parser runs) and handed to a party freshly brought
 to that stage. Only PrivcryptError may escape."""
 
-import numpy as np
 import pytest
 
 from privcrypt.exceptions import PrivcryptError
