@@ -225,3 +225,13 @@ def test_authenticated_round_on_a_sparse_graph():
     assert res.stats["degree"] == 20 and res.survivors == frozenset(range(40)) - dropped
     np.testing.assert_allclose(res.mean, np.mean([ups[i] for i in res.survivors], axis=0),
                                atol=res.stats["atol"])
+
+
+def test_authenticated_mode_without_cryptography_names_the_extra(monkeypatch):
+    import privcrypt.identity as identity
+
+    monkeypatch.setattr(identity, "Ed25519PrivateKey", None)
+    with pytest.raises(ImportError, match=r"privcrypt\[fast\]"):
+        make_aggregator("masking", authenticated=True)
+    with pytest.raises(ImportError, match="cryptography"):
+        IdentityKey.generate()
