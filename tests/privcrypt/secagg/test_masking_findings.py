@@ -243,3 +243,20 @@ def test_cached_lagrange_matches_shamir_combine():
         sh = shamir.split(secret, t, range(1, 12), rng=rng)
         for xs in (sorted(sh)[:t], sorted(sh)[-t:]):
             assert server._combine(xs, sh) == shamir.combine({x: sh[x] for x in xs}, t) == secret
+
+
+def test_low_order_list_matches_x25519_behaviour():
+    """Each listed u-coordinate gives the all-zero shared secret (so the agreement fails)
+    with a random key; random public keys are never flagged."""
+    from privcrypt.exceptions import InvalidKey
+    from privcrypt.kex import _LOW_ORDER_U, KeyPair
+
+    rng = DeterministicRandom("low-order")
+    kp = KeyPair.generate(rng=rng)
+    for u in _LOW_ORDER_U:
+        for enc in (u, u + 2**255 if u + 2**255 < 2**256 else u):  # top bit is ignored
+            raw = enc.to_bytes(32, "little")
+            assert is_low_order(raw)
+            with pytest.raises(InvalidKey):
+                kp._raw_agree(raw)
+    assert not any(is_low_order(KeyPair.generate(rng=rng).public) for _ in range(50))
