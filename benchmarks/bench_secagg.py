@@ -4,7 +4,10 @@ For each configuration (clients x values) and dropout rate (0 and 30 %), each ba
 whole rounds in process through its real serialized messages. Per client: bytes sent and
 received (a surviving client, set-up included) and CPU seconds; for the server: CPU
 seconds (median over ``--repeat`` rounds). Ratios are to ``plain`` at the same
-configuration and dropout, measured in the same run. Targets (issue 8): masking upload
+configuration and dropout, measured in the same run. ``masking-auth`` is the masking
+backend with ``authenticated=True`` (Ed25519-signed keys and the consistency check); its
+rows also carry the extra bytes and CPU per client and for the server against
+``masking`` in the same run. Targets (issue 8): masking upload
 <= 1.3x the 32-bit quantized vector (4 bytes per value); masking server CPU at 100 clients
 with 30 % dropout <= 5x plain's.
 """
@@ -20,6 +23,7 @@ DROPOUTS = (0.0, 0.3)
 KWARGS = {
     "plain": {},
     "masking": {"clip": 1.0},
+    "masking-auth": {"clip": 1.0, "authenticated": True},
     "spdz": {"n_parties": 3, "clip": 1.0},
     "ckks": {},
 }
@@ -33,7 +37,7 @@ def add_arguments(parser) -> None:
                         help="comma-separated CLIENTSxVALUES, e.g. 100x100000 (default: all)")
 
 
-def _one(name, n, dim, dropout, repeat, ups):
+def _one(name, n, dim, dropout, repeat, ups, extra=None):
     import statistics
     import time
 
@@ -42,7 +46,8 @@ def _one(name, n, dim, dropout, repeat, ups):
     k = int(round(dropout * n))
     # public, spread-out choice of who drops: every (n/k)-th client
     dropped = frozenset(int(i * n / k) for i in range(k)) if k else frozenset()
-    agg = make_aggregator(name, min_clients=max(1, n - k), **KWARGS[name])
+    backend = "masking" if name == "masking-auth" else name
+    agg = make_aggregator(backend, min_clients=max(2, n - k), **{**KWARGS[name], **(extra or {})})
     runs, totals = [], []
     for _ in range(repeat):
         c0 = time.process_time()
@@ -71,6 +76,8 @@ def _one(name, n, dim, dropout, repeat, ups):
         "round_cpu_s": statistics.median(totals),
         "max_abs_err": float(np.abs(res.mean - exact).max()),
         "atol": float(res.stats.get("atol", agg.atol)),
+        "degree": res.stats.get("degree"),
+        "threshold": res.stats.get("threshold"),
     }
 
 
@@ -95,6 +102,8 @@ def run(args) -> dict:
         configs = [tuple(int(v) for v in c.split("x")) for c in args.sizes.split(",")]
     repeat = args.repeat or (3 if args.quick else 3)
     names = available_backends() if not args.backends else args.backends.split(",")
+    if not args.backends and "masking" in names:
+        names.insert(names.index("masking") + 1, "masking-auth")
     if "plain" not in names:
         names = ["plain", *names]
     rows, errors = [], {}
@@ -102,7 +111,7 @@ def run(args) -> dict:
         data_rng = DeterministicRandom(f"bench-secagg-{n}-{dim}")  # benchmark data, not secrets
         ups = {i: data_rng.uniform(dim) * 2 - 1 for i in range(n)}
         for dropout in DROPOUTS:
-            base = None
+            base = unauth = None
             for name in names:
                 try:
                     row = _one(name, n, dim, dropout, 1 if dim >= 1_000_000 else repeat, ups)
@@ -111,6 +120,19 @@ def run(args) -> dict:
                     continue
                 if name == "plain":
                     base = row
+                if name == "masking":
+                    unauth = row
+                if name == "masking-auth" and unauth is not None:
+                    row["extra_up_per_client_vs_masking"] = row["up_per_client"] - unauth["up_per_client"]
+                    row["extra_down_per_client_vs_masking"] = row["down_per_client"] - unauth["down_per_client"]
+                    row["extra_client_cpu_s_vs_masking"] = row["client_cpu_s"] - unauth["client_cpu_s"]
+                    row["extra_server_cpu_s_vs_masking"] = row["server_cpu_s"] - unauth["server_cpu_s"]
+                    # the authenticated mode may need a denser graph and a majority threshold;
+                    # the cost of authentication alone: unauthenticated at the same k and t
+                    same = _one("masking", n, dim, dropout, 1 if dim >= 1_000_000 else repeat, ups,
+                                extra={"degree": row["degree"], "threshold": row["threshold"]})
+                    for key in ("up_per_client", "down_per_client", "client_cpu_s", "server_cpu_s"):
+                        row[f"extra_{key}_vs_masking_same_graph"] = row[key] - same[key]
                 if base is not None:
                     row["up_vs_plain"] = ratio(row["up_per_client"], base["up_per_client"])
                     row["server_cpu_vs_plain"] = (None if row["server_cpu_s"] is None

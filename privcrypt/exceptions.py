@@ -17,6 +17,9 @@ __all__ = [
     "MalformedInput",
     "PrivacyBudgetExceeded",
     "UnsupportedParameters",
+    "PrecisionWarning",
+    "ClippingWarning",
+    "AccuracyWarning",
 ]
 
 
@@ -62,3 +65,19 @@ class PrivacyBudgetExceeded(PrivcryptError):
 class UnsupportedParameters(PrivcryptError):
     """A parameter set is recognised but not supported (e.g. below 128-bit security,
     or an encoding range that cannot hold the requested sum)."""
+
+
+class PrecisionWarning(UserWarning):
+    """A result is less exact than the declared bound promises (base of the warnings
+    below). Turn into errors with ``warnings.simplefilter("error", PrecisionWarning)``."""
+
+
+class ClippingWarning(PrecisionWarning):
+    """Some inputs lay outside a backend's declared range and were clipped to it: the
+    result is the aggregate of the clipped values, not of the inputs. The round's
+    ``stats["clipped"]`` counts them; ``strict=True`` raises instead."""
+
+
+class AccuracyWarning(PrecisionWarning):
+    """A round's error bound (``stats["atol"]``) exceeds the aggregator's declared ``atol``,
+    e.g. because the weights spread wider than the declared ``max_weight_ratio``."""

@@ -40,7 +40,8 @@ except ImportError:  # pragma: no cover - depends on the install
 BACKEND = "pycryptodome" if _OsslPriv is None else "cryptography"
 from privcrypt.rng import RandomSource, resolve_rng
 
-__all__ = ["KeyPair", "agree", "hkdf", "load_public", "PUBLIC_BYTES", "PRIVATE_BYTES", "BACKEND"]
+__all__ = ["KeyPair", "agree", "hkdf", "load_public", "is_low_order", "PUBLIC_BYTES",
+           "PRIVATE_BYTES", "BACKEND"]
 
 PUBLIC_BYTES = 32
 PRIVATE_BYTES = 32
@@ -59,6 +60,29 @@ def hkdf(secret: bytes, length: int = 32, *, salt: bytes = b"", info: bytes = b"
         out += block
         i += 1
     return out[:length]
+
+
+_P25519 = 2**255 - 19
+# u-coordinates of the points of small order on Curve25519 and its quadratic twist
+# (X25519 does not check curve membership): 0 and 1 and p-1 (orders 2 and 4) and the two
+# of order 8. Same list as libsodium's ``has_small_order``; the tests check that each one
+# yields the all-zero shared secret and that random keys are not flagged.
+_LOW_ORDER_U = frozenset({
+    0, 1, _P25519 - 1,
+    int.from_bytes(bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"), "little"),
+    int.from_bytes(bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"), "little"),
+})
+
+
+def is_low_order(raw: bytes) -> bool:
+    """Whether a 32-byte X25519 public key is a point of small order (on the curve or its
+    twist), in any encoding (the top bit is ignored and values >= p reduce mod p, as in
+    RFC 7748). Agreement with such a key gives a shared secret independent of the private
+    key (all zeros), so protocols must reject it. Raises ``InvalidKey`` for a wrong
+    length."""
+    raw = _check_raw(raw, "public")
+    u = (int.from_bytes(raw, "little") & ((1 << 255) - 1)) % _P25519
+    return u in _LOW_ORDER_U
 
 
 def _check_raw(raw, what: str) -> bytes:

@@ -44,6 +44,7 @@ __all__ = [
     "SystemRandom",
     "DeterministicRandom",
     "resolve_rng",
+    "child_rng",
 ]
 
 Shape = Union[int, tuple[int, ...], None]
@@ -282,16 +283,44 @@ class DeterministicRandom(_AesCtrSource):
         return hashlib.sha256(b"privcrypt.DeterministicRandom/v1\x00" + material).digest()
 
     def spawn(self, label: int | bytes | str) -> "DeterministicRandom":
-        """An independent deterministic stream for ``label`` (e.g. a party index)."""
+        """An independent deterministic stream for ``label`` (e.g. a party index), keyed by
+        32 bytes drawn from this stream *now* and the label. Spawning advances the parent,
+        so a second ``spawn(label)`` gives a different child (no stream, and no key derived
+        from it, repeats across rounds); a fresh parent with the same seed reproduces the
+        same sequence of children."""
         child = DeterministicRandom.__new__(DeterministicRandom)
         child._seed_key = hashlib.sha256(
-            b"privcrypt.DeterministicRandom/spawn\x00" + self._seed_key + self._derive(label)
+            b"privcrypt.DeterministicRandom/spawn/v2\x00" + self.bytes(32) + self._derive(label)
         ).digest()
         child._stream = _FastKeyErasureAesCtr(child._seed_key)
         return child
 
     def __repr__(self) -> str:
         return "DeterministicRandom(<seeded; NOT for secrets>)"
+
+
+class _ChildRandom(_AesCtrSource):
+    """A fast-key-erasure AES-256-CTR stream keyed by fresh bytes of a parent source."""
+
+    def __init__(self, key: bytes):
+        self._stream = _FastKeyErasureAesCtr(key)
+
+    def __repr__(self) -> str:
+        return "ChildRandom(<keyed from a parent source>)"
+
+
+def child_rng(rng: RandomSource, label: int | bytes | str) -> RandomSource:
+    """An independent stream for one party, keyed by SHA-256 of 32 bytes drawn from ``rng``
+    now and ``label``. Deterministic sources stay reproducible (call order matters); each
+    call draws fresh bytes, so key material never repeats across calls whatever ``rng``
+    is, as long as it does not repeat its own output. As secure as ``rng``."""
+    rng = resolve_rng(rng)
+    if isinstance(rng, DeterministicRandom):
+        return rng.spawn(label)
+    material = label.encode("utf-8") if isinstance(label, str) else (
+        bytes(label) if isinstance(label, (bytes, bytearray)) else str(int(label)).encode())
+    return _ChildRandom(hashlib.sha256(b"privcrypt.child_rng/v1\x00" + rng.bytes(32)
+                                       + material).digest())
 
 
 def resolve_rng(rng: RandomSource | None) -> RandomSource:

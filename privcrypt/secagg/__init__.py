@@ -13,6 +13,7 @@ threat model of each.
 """
 
 from privcrypt.secagg.base import (
+    CORE_STATS,
     AggregationResult,
     SecureAggregator,
     available_backends,
@@ -23,6 +24,11 @@ from privcrypt.secagg.base import (
 )
 
 __all__ = [
+    "CORE_STATS",
+    "PlainAggregator",
+    "MaskingAggregator",
+    "SpdzAggregator",
+    "CkksAggregator",
     "AggregationResult",
     "SecureAggregator",
     "available_backends",
@@ -31,3 +37,14 @@ __all__ = [
     "register_backend",
     "validate_round_inputs",
 ]
+
+_CLASSES = {"PlainAggregator": "plain", "MaskingAggregator": "masking",
+            "SpdzAggregator": "spdz", "CkksAggregator": "ckks"}
+
+
+def __getattr__(name):  # backend classes, imported lazily (ckks needs TenSEAL)
+    if name in _CLASSES:
+        from privcrypt.secagg.base import _resolve
+
+        return _resolve(_CLASSES[name])
+    raise AttributeError(f"module 'privcrypt.secagg' has no attribute {name!r}")

@@ -15,13 +15,14 @@ never returns a partial result.
 from __future__ import annotations
 
 import importlib
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 
-from privcrypt.exceptions import ProtocolAbort
+from privcrypt.exceptions import AccuracyWarning, ClippingWarning, ProtocolAbort
 
 __all__ = [
     "AggregationResult",
@@ -31,7 +32,16 @@ __all__ = [
     "available_backends",
     "validate_round_inputs",
     "check_survivors",
+    "check_declared_range",
+    "finish_round",
+    "CORE_STATS",
 ]
+
+#: Keys every backend's ``stats`` holds: values clipped to the declared range (count), the
+#: round's error bound, how many survived and who did not (requested dropouts, rejected or
+#: excluded clients), CPU seconds and the largest per-client byte counts.
+CORE_STATS = ("clipped", "atol", "n_survivors", "dropped", "client_cpu_s_mean",
+              "client_cpu_s_max", "server_cpu_s", "bytes_up_max_client", "bytes_down_max_client")
 
 
 @dataclass
@@ -91,10 +101,15 @@ def validate_round_inputs(
 ) -> tuple[dict[int, np.ndarray], dict[int, float], frozenset[int]]:
     """Check and normalize the arguments of :meth:`SecureAggregator.aggregate`.
 
-    Returns ``(updates as float64 1-D arrays, weights, dropped)``. Raises ``ValueError``
-    for: no clients, non-integer ids, vectors of differing length or non-1-D, NaN/Inf,
-    missing/non-positive/non-finite weights, or ``dropped`` naming unknown clients.
+    Returns ``(updates as float64 1-D arrays, weights, dropped)``. Raises ``TypeError``
+    when ``updates``/``weights`` are not mappings (e.g. a list) or an update is not a real
+    numeric array (complex, strings, objects), naming the client; ``ValueError`` for: no
+    clients, non-integer ids, empty, non-1-D or differing-length vectors, NaN/Inf,
+    missing/non-positive/non-finite weights, weights for unknown clients, or ``dropped``
+    naming unknown clients.
     """
+    if not isinstance(updates, Mapping):
+        raise TypeError(f"updates must be a dict {{client id: vector}}, got {type(updates).__name__}")
     if not updates:
         raise ValueError("no client updates")
     clean: dict[int, np.ndarray] = {}
@@ -102,9 +117,15 @@ def validate_round_inputs(
     for cid, vec in updates.items():
         if isinstance(cid, bool) or not isinstance(cid, (int, np.integer)):
             raise ValueError(f"client ids must be ints, got {cid!r}")
-        arr = np.asarray(vec, dtype=np.float64)
+        raw = np.asarray(vec)
+        if raw.dtype.kind not in "iuf":
+            raise TypeError(f"update of client {cid} must be a real numeric array, got dtype "
+                            f"{raw.dtype}")
+        arr = raw.astype(np.float64)
         if arr.ndim != 1:
             raise ValueError(f"update of client {cid} must be 1-D, got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"update of client {cid} is empty")
         if dim is None:
             dim = arr.shape[0]
         elif arr.shape[0] != dim:
@@ -115,12 +136,21 @@ def validate_round_inputs(
     if weights is None:
         w = {cid: 1.0 for cid in clean}
     else:
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"weights must be a dict {{client id: weight}}, got {type(weights).__name__}")
         missing = set(clean) - set(weights)
         if missing:
             raise ValueError(f"no weight for clients {sorted(missing)}")
+        extra = set(weights) - set(clean)
+        if extra:
+            raise ValueError(f"weights given for unknown clients {sorted(extra, key=repr)}")
         w = {}
         for cid in clean:
-            wt = float(weights[cid])
+            try:
+                wt = float(weights[cid])
+            except (TypeError, ValueError):
+                raise TypeError(f"weight of client {cid} must be a real number, got "
+                                f"{weights[cid]!r}") from None
             if not (np.isfinite(wt) and wt > 0):
                 raise ValueError(f"weight of client {cid} must be positive and finite")
             w[cid] = wt
@@ -129,6 +159,44 @@ def validate_round_inputs(
     if unknown:
         raise ValueError(f"dropped names unknown clients {sorted(unknown)}")
     return clean, w, dropped
+
+
+def check_declared_range(updates: Mapping[int, np.ndarray], clip: float, strict: bool) -> dict[int, int]:
+    """Count, per client, the values outside ``±clip`` (what the backend will clip). With
+    ``strict`` raise ``ValueError`` naming the clients before the round starts."""
+    over = {cid: int(np.count_nonzero(np.abs(x) > clip)) for cid, x in updates.items()}
+    over = {cid: k for cid, k in over.items() if k}
+    if over and strict:
+        raise ValueError(f"strict=True: clients {sorted(over)} have values outside the declared "
+                         f"range ±{clip} ({sum(over.values())} values); raise clip or rescale")
+    return over
+
+
+def finish_round(agg: "SecureAggregator", res: AggregationResult, ids) -> AggregationResult:
+    """Fill the :data:`CORE_STATS` keys of ``res.stats`` that a backend left out and warn:
+    :class:`~privcrypt.exceptions.ClippingWarning` when values were clipped,
+    :class:`~privcrypt.exceptions.AccuracyWarning` when the round's ``atol`` exceeds the
+    aggregator's declared one."""
+    st = res.stats
+    st.setdefault("clipped", 0)
+    st.setdefault("atol", float(agg.atol))
+    st["n_survivors"] = len(res.survivors)
+    st["dropped"] = sorted(set(ids) - set(res.survivors))
+    for key in ("client_cpu_s_mean", "client_cpu_s_max", "server_cpu_s"):
+        st.setdefault(key, 0.0)
+    st.setdefault("bytes_up_max_client", 0)
+    st.setdefault("bytes_down_max_client", 0)
+    if st["clipped"]:
+        who = st.get("clipped_clients")
+        warnings.warn(ClippingWarning(
+            f"{agg.name}: {st['clipped']} values outside the declared range were clipped"
+            + (f" (clients {who})" if who else "") + "; the mean is of the clipped values "
+            "(strict=True raises instead)"), stacklevel=3)
+    if st["atol"] > agg.atol * (1 + 1e-9) + 1e-300:
+        warnings.warn(AccuracyWarning(
+            f"{agg.name}: this round's error bound {st['atol']:.3g} exceeds the declared atol "
+            f"{agg.atol:.3g} (weights spread wider than max_weight_ratio?)"), stacklevel=3)
+    return res
 
 
 def check_survivors(n_survivors: int, threshold: int, stage: str) -> None:
@@ -181,8 +249,27 @@ def available_backends() -> list[str]:
 
 
 def make_aggregator(name: str, **params) -> SecureAggregator:
-    """Build backend ``name`` ("plain" | "masking" | "spdz" | "ckks") with its parameters.
+    """Build backend ``name`` with its parameters (all keyword; defaults in brackets).
 
-    Raises ``ValueError`` for an unknown name and ``ImportError`` (with the extra to
-    install) when the backend's optional dependency is missing."""
+    * ``"plain"`` (no protection, the baseline): ``min_clients`` [1], ``clip`` [None: no
+      range; when set, clipped like the secure backends], ``strict`` [False],
+      ``record_view``, ``rng``.
+    * ``"masking"`` (pairwise masks, dropout tolerant): ``clip`` [1.0], ``bits`` [16],
+      ``modulus_bits`` [32], ``degree``/``threshold`` [SecAgg+ choice from ``corruption``
+      0.05, ``dropout`` 0.3, ``sigma`` 40, ``eta`` 20], ``min_clients`` [2],
+      ``max_weight_ratio`` [1.0], ``rounding`` ["stochastic"], ``strict`` [False],
+      ``authenticated`` [False], ``identities``, ``record_view``, ``rng``.
+    * ``"spdz"`` (additive shares at compute parties): ``n_parties`` [3], ``frac_bits``
+      [16], ``clip`` [8.0], ``norm_bound`` [None], ``min_clients`` [2], ``verify_range``
+      [False], ``strict`` [False], ``record_view``, ``rng``.
+    * ``"ckks"`` (homomorphic encryption): ``mode`` ["default"], ``clip`` [1.0, compact
+      mode], ``bits`` [16], ``params`` ["n4096-q60"], ``min_clients`` [2], ``max_clients``
+      [256], ``max_weight_ratio`` [1.0], ``strict`` [False], ``record_view``, ``rng``.
+
+    Declared ranges and defaults side by side: docs/secagg.md. Every backend's ``stats``
+    holds :data:`CORE_STATS`; a round that clips warns (``ClippingWarning``) or, with
+    ``strict=True``, raises ``ValueError`` before it starts. Secure backends refuse
+    ``min_clients < 2``. Raises ``ValueError`` for an unknown name or bad parameters and
+    ``ImportError`` (with the extra to install) when the backend's optional dependency is
+    missing."""
     return _resolve(name)(**params)

@@ -39,7 +39,8 @@ from privcrypt.exceptions import MalformedInput, UnsupportedParameters
 from privcrypt.he import Accumulator, CkksContext, blob, decrypt, encrypt, get_params, noise_bound
 from privcrypt.he.client import FLOAT_REL_ERROR, _rounding_step
 from privcrypt.rng import RandomSource, resolve_rng
-from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
+from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_declared_range,
+                                   check_survivors, finish_round, validate_round_inputs)
 from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import BROADCAST, SERVER, Message
 
@@ -118,7 +119,9 @@ class CkksAggregator(SecureAggregator):
 
     ``mode``: ``"default"`` or ``"compact"``. ``clip``: compact mode's declared range of
     each value (default 1.0). ``bits``: compact quantization bits (16). ``params``: named
-    parameter set (``"n4096-q60"``). ``min_clients``: fewest survivors (default 2).
+    parameter set (``"n4096-q60"``). ``min_clients``: fewest survivors (default 2; below 2
+    is refused). ``strict``: compact mode raises ``ValueError`` before the round instead of
+    clipping (otherwise ``ClippingWarning``); default mode never clips (out of range raises).
     ``max_weight_ratio``: the declared spread of weights that ``atol`` covers (see
     :attr:`atol`). ``rng``: key generation, round ids and compact stochastic rounding.
     """
@@ -127,11 +130,13 @@ class CkksAggregator(SecureAggregator):
 
     def __init__(self, mode: str = "default", *, clip: float = 1.0, bits: int = 16, params: str = "n4096-q60",
                  min_clients: int = 2, max_clients: int = 256, max_weight_ratio: float = 1.0,
-                 record_view: bool = False, rng: RandomSource | None = None):
+                 strict: bool = False, record_view: bool = False, rng: RandomSource | None = None):
         if mode not in ("default", "compact"):
             raise ValueError("mode must be 'default' or 'compact'")
-        if int(min_clients) < 1:
-            raise ValueError("min_clients must be >= 1")
+        if int(min_clients) < 2:
+            raise ValueError("min_clients must be >= 2: a secure aggregate of one client is "
+                             "that client's update")
+        self.strict = bool(strict)
         if not max_weight_ratio >= 1.0:
             raise ValueError("max_weight_ratio must be >= 1")
         self.mode = mode
@@ -189,6 +194,8 @@ class CkksAggregator(SecureAggregator):
             raise UnsupportedParameters(f"{len(upd)} clients > max_clients={self.max_clients}")
         wmax = max(w.values())
         wn = {cid: wt / wmax for cid, wt in w.items()}  # public, normalized to (0, 1]
+        over = (check_declared_range({c: upd[c] * wn[c] for c in upd}, self.quantizer.clip, self.strict)
+                if self.mode == "compact" else {})
         clients = {cid: self._client(cid) for cid in upd}  # provisioning happens before the round
         round_id = self._rng.bytes(16)
         server = CkksServer(round_id, self._server_ctx, wn, dim, mode=self.mode, min_clients=self.min_clients)
@@ -210,7 +217,10 @@ class CkksAggregator(SecureAggregator):
         with log.client_cpu(min(survivors)):
             mean, info = clients[min(survivors)].receive_result(round_id, result)
         self.server_view = log.server_view
+        clipped = {c: k for c, k in over.items() if c in survivors}
         stats = {"mode": self.mode, "atol": info["error_bound"], "rounding_step": info["rounding_step"],
                  "provisioning_bytes": self.provisioning_bytes, "params": self.params.name,
+                 "clipped": sum(clipped.values()), "clipped_clients": sorted(clipped),
                  **log.stats()}
-        return AggregationResult(mean, log.bytes_up, log.bytes_down, survivors, stats)
+        return finish_round(self, AggregationResult(mean, log.bytes_up, log.bytes_down, survivors, stats),
+                            upd)

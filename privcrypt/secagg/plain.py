@@ -14,8 +14,8 @@ from typing import Mapping
 import numpy as np
 
 from privcrypt.rng import RandomSource, resolve_rng
-from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_survivors,
-                                   validate_round_inputs)
+from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_declared_range,
+                                   check_survivors, finish_round, validate_round_inputs)
 from privcrypt.secagg.sim import RoundLog
 from privcrypt.wire import SERVER, Message, pack_array, unpack_array
 
@@ -56,15 +56,24 @@ class PlainServer:
 
 
 class PlainAggregator(SecureAggregator):
-    """No protection: the baseline (see module docstring). ``min_clients``: fewest survivors."""
+    """No protection: the baseline (see module docstring). ``min_clients``: fewest survivors
+    (default 1: plain protects nothing, so one client is allowed). Exact (``atol`` 0).
+    ``clip`` (default None: no declared range): when set, each client clips its values to
+    ``±clip`` like the secure backends do, so switching backend with the same ``clip``
+    gives the same answer; clipping is counted and warned about (``ClippingWarning``), or
+    raises ``ValueError`` with ``strict=True``."""
 
     name = "plain"
 
-    def __init__(self, min_clients: int = 1, *, record_view: bool = False,
-                 rng: RandomSource | None = None):
+    def __init__(self, min_clients: int = 1, *, clip: float | None = None, strict: bool = False,
+                 record_view: bool = False, rng: RandomSource | None = None):
         if int(min_clients) < 1:
             raise ValueError("min_clients must be >= 1")
+        if clip is not None and not (np.isfinite(clip) and clip > 0):
+            raise ValueError("clip must be positive and finite (or None)")
+        self.clip = None if clip is None else float(clip)
         self.min_clients = int(min_clients)
+        self.strict = bool(strict)
         self.record_view = bool(record_view)
         self._rng = resolve_rng(rng)
 
@@ -75,6 +84,9 @@ class PlainAggregator(SecureAggregator):
     def aggregate(self, updates, weights=None, dropped=frozenset()) -> AggregationResult:
         upd, w, dropped = validate_round_inputs(updates, weights, dropped)
         dim = next(iter(upd.values())).shape[0]
+        over = {} if self.clip is None else check_declared_range(upd, self.clip, self.strict)
+        if self.clip is not None:
+            upd = {c: np.clip(x, -self.clip, self.clip) for c, x in upd.items()}
         log = RoundLog(record=self.record_view)
         round_id = self._rng.bytes(16)
         server = PlainServer(round_id, w, dim, self.min_clients)
@@ -88,5 +100,8 @@ class PlainAggregator(SecureAggregator):
                 server.receive(msg)
         with log.server_cpu():
             mean = server.finish()
-        return AggregationResult(mean, log.bytes_up, log.bytes_down,
-                                 frozenset(server.received), log.stats())
+        clipped = {c: k for c, k in over.items() if c in server.received}
+        stats = {**log.stats(), "clipped": sum(clipped.values()), "clipped_clients": sorted(clipped),
+                 "atol": 0.0}
+        return finish_round(self, AggregationResult(mean, log.bytes_up, log.bytes_down,
+                                                    frozenset(server.received), stats), upd)

@@ -62,7 +62,8 @@ from privcrypt.mpc.dealer import OneShot
 from privcrypt.mpc.rangeproof import decompose, range_weights, verify_range
 from privcrypt.mpc.shares import MAX_ABS_BITS, Shared
 from privcrypt.rng import RandomSource, resolve_rng
-from privcrypt.secagg.base import AggregationResult, SecureAggregator, check_survivors, validate_round_inputs
+from privcrypt.secagg.base import (AggregationResult, SecureAggregator, check_declared_range,
+                                   check_survivors, finish_round, validate_round_inputs)
 from privcrypt.wire import Message, pack_array, unpack_array
 
 __all__ = ["SpdzAggregator", "SpdzClient", "SpdzComputeParty", "expand_mask", "DEALER", "party_id"]
@@ -214,7 +215,9 @@ class SpdzAggregator(SecureAggregator):
     Parameters: ``n_parties`` (>= 2); ``frac_bits`` (fixed-point bits); ``clip`` (each
     coordinate is clipped to ``±clip``, counted in ``stats["clipped"]``); ``norm_bound``
     (reject clients with ``‖x‖₂ > norm_bound``, listed in ``stats["rejected_norm"]``; turns
-    on the range proof); ``min_clients``; ``verify_range`` (the range proof without a norm
+    on the range proof); ``min_clients`` (default 2; below 2 is refused: the mean of one
+    client is its update); ``strict`` (raise ``ValueError`` before the round instead of
+    clipping; otherwise clipping warns with ``ClippingWarning``); ``verify_range`` (the range proof without a norm
     bound); ``rng`` (``privcrypt.rng`` source); ``record_view`` (keep every message
     compute party 0 received in ``stats["server_view"]``). ``atol = 2^-frac_bits``.
     """
@@ -222,16 +225,19 @@ class SpdzAggregator(SecureAggregator):
     name = "spdz"
 
     def __init__(self, n_parties: int = 3, frac_bits: int = 16, clip: float = 8.0,
-                 norm_bound: float | None = None, min_clients: int = 1, *,
-                 verify_range: bool = False, rng: RandomSource | None = None, record_view: bool = False):
+                 norm_bound: float | None = None, min_clients: int = 2, *,
+                 verify_range: bool = False, strict: bool = False, rng: RandomSource | None = None,
+                 record_view: bool = False):
         if int(n_parties) < 2:
             raise ValueError("n_parties must be >= 2")
         if not (math.isfinite(clip) and clip > 0):
             raise ValueError("clip must be positive and finite")
         if norm_bound is not None and not (math.isfinite(norm_bound) and norm_bound > 0):
             raise ValueError("norm_bound must be positive and finite")
-        if int(min_clients) < 1:
-            raise ValueError("min_clients must be >= 1")
+        if int(min_clients) < 2:
+            raise ValueError("min_clients must be >= 2: a secure aggregate of one client is "
+                             "that client's update")
+        self.strict = bool(strict)
         self.n_parties, self.frac_bits, self.clip = int(n_parties), int(frac_bits), float(clip)
         self.norm_bound = None if norm_bound is None else float(norm_bound)
         self.min_clients = int(min_clients)
@@ -296,6 +302,7 @@ class SpdzAggregator(SecureAggregator):
     def aggregate(self, updates, weights=None, dropped=frozenset()) -> AggregationResult:
         upd, w, dropped = validate_round_inputs(updates, weights, dropped)
         dim = next(iter(upd.values())).shape[0]
+        check_declared_range(upd, self.clip, self.strict)
         wint, wb = self._integer_weights(w)
         self._check_norm_fits(dim)
         n = self.n_parties
@@ -374,7 +381,9 @@ class SpdzAggregator(SecureAggregator):
             "dealer_cpu_s": cpu["dealer"],
             "bytes_up_max_client": max(up.values(), default=0),
             "bytes_down_max_client": max(down.values(), default=0),
-            "clipped": sum(clients[c].clipped for c in received),
+            "clipped": sum(clients[c].clipped for c in accepted),
+            "clipped_clients": sorted(c for c in accepted if clients[c].clipped),
+            "atol": self.atol,
             "rejected_norm": rejected,
             "rejected_range": rejected_range,
             "range_bits": L,
@@ -389,4 +398,5 @@ class SpdzAggregator(SecureAggregator):
         }
         if self.record_view:
             stats["server_view"] = parties[0].view
-        return AggregationResult(mean, sum(up.values()), sum(down.values()), frozenset(accepted), stats)
+        res = AggregationResult(mean, sum(up.values()), sum(down.values()), frozenset(accepted), stats)
+        return finish_round(self, res, upd)

@@ -89,7 +89,27 @@ def test_deterministic_seeds_and_spawn_differ():
     assert DeterministicRandom(1).bytes(32) != DeterministicRandom(b"\x01").bytes(32)
     root = DeterministicRandom("root")
     assert root.spawn(0).bytes(32) != root.spawn(1).bytes(32)
-    assert root.spawn(0).bytes(32) == DeterministicRandom("root").spawn(0).bytes(32)
+    assert DeterministicRandom("root").spawn(0).bytes(32) == DeterministicRandom("root").spawn(0).bytes(32)
+
+
+def test_spawn_derives_from_the_current_state():
+    """Issue 13 finding 4: children used to come from the original seed, so an aggregator
+    seeded once reused every client's keys in every round. Now each spawn draws from the
+    parent's stream: the same label gives a different child the second time, while a fresh
+    parent with the same seed reproduces the same sequence of children."""
+    root = DeterministicRandom("root")
+    first, second = root.spawn("client-0").bytes(32), root.spawn("client-0").bytes(32)
+    assert first != second
+    again = DeterministicRandom("root")
+    assert again.spawn("client-0").bytes(32) == first and again.spawn("client-0").bytes(32) == second
+
+
+def test_child_rng_never_repeats_whatever_the_parent():
+    from privcrypt.rng import SystemRandom, child_rng
+
+    for parent in (SystemRandom(), DeterministicRandom(5)):
+        outs = {child_rng(parent, "c").bytes(32) for _ in range(20)}
+        assert len(outs) == 20
 
 
 def test_consecutive_outputs_differ():
