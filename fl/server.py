@@ -48,7 +48,8 @@ def _spawn(rng: RandomSource, label: str) -> RandomSource:
     return spawn(label) if spawn else rng
 
 
-def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int | None = None, privacy=None):
+def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int | None = None, privacy=None,
+                 weight_ratio: float = 1.0):
     """The secure-aggregation backend for ``cfg``, with its declared range set to
     ``bound`` (derived from ``clip_norm``: every coordinate of a clipped update is within
     it) unless ``backend_params`` says otherwise, and at least 2 clients per round for the
@@ -61,6 +62,8 @@ def make_backend(cfg: FLConfig, bound: float, rng: RandomSource, per_round: int 
         params.setdefault("bits", 8 if cfg.compression == "q8" else 16)
     if name != "plain":
         params.setdefault("min_clients", 2)
+    if name in ("masking", "ckks"):  # the spread of FedAvg weights that atol must cover
+        params.setdefault("max_weight_ratio", max(1.0, float(weight_ratio)))
     if name == "spdz" and cfg.aggregator == "multikrum":
         name = "spdz-krum"
         params.setdefault("f", cfg.byzantine_f)
@@ -180,7 +183,9 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
     privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(ids)), dim=get_vector(model).size)
     bound = round_bound(cfg, privacy)
     per_round = cfg.clients_per_round or (round(cfg.sample_rate * len(ids)) if cfg.sample_rate else len(ids))
-    backend = make_backend(cfg, bound, rng, per_round, privacy)
+    equal = privacy is not None and privacy.unit == "client"
+    ratio = 1.0 if equal else max(sizes.values()) / min(sizes.values())
+    backend = make_backend(cfg, bound, rng, per_round, privacy, ratio)
     compressor = make_compressor(cfg.compression, topk_fraction=cfg.topk_fraction, rng=_spawn(rng, "compress"))
     attackers = _Attackers(cfg, ids, sim, n_classes, rng)
     pipeline = ClientPipeline(LocalTrainer(model_fn, task, cfg), cfg, privacy=privacy, compressor=compressor,

@@ -281,7 +281,7 @@ class SpdzKrumAggregator(SpdzAggregator):
     name = "spdz-krum"
 
     def __init__(self, f: int = 0, m: int = 1, n_parties: int = 3, frac_bits: int = 16,
-                 clip: float = 8.0, norm_bound: float | None = None, min_clients: int = 1, *,
+                 clip: float = 8.0, norm_bound: float | None = None, min_clients: int = 2, *,
                  verify_range: bool = True, reveal_individual: bool = False, trust_clients: bool = False,
                  rng: RandomSource | None = None, record_view: bool = False):
         if isinstance(f, bool) or int(f) != f or f < 0:

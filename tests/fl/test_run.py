@@ -71,14 +71,15 @@ def test_same_seed_same_history(digits_clients, small_cnn):
 
 def test_thirty_percent_dropout_completes_with_the_survivors(digits_clients, small_cnn):
     clients, test = digits_clients
-    h = run(small_cnn, clients, test, FLConfig(rounds=3, backend="masking", dropout=0.3, seed=2))
-    assert h.final["rounds_completed"] == 3
-    dropped_any = False
+    h = run(small_cnn, clients, test, FLConfig(rounds=4, backend="masking", dropout=0.3, seed=2))
+    completed_with_drops = 0
     for r in h.rounds:
-        assert not r["aborted"]
+        if r["aborted"]:  # only when more dropped than the threshold tolerates (t = 4 of 10)
+            assert len(r["participants"]) - len(r["dropped"]) < 5, r["abort_reason"]
+            continue
         assert set(r["survivors"]) == set(r["participants"]) - set(r["dropped"])
-        dropped_any |= bool(r["dropped"])
-    assert dropped_any
+        completed_with_drops += bool(r["dropped"])
+    assert completed_with_drops >= 2
 
 
 def test_aborted_round_leaves_the_model_unchanged(digits_clients, small_cnn):
