@@ -28,7 +28,7 @@ class CWL2(Attack):
     norm = "l2"
     supports_target = True
 
-    def __init__(self, c: float = 1.0, *, kappa: float = 0.0, steps: int = 40, lr: float = 0.05,
+    def __init__(self, c: float = 1.0, *, kappa: float = 0.0, steps: int = 40, lr: float = 0.1,
                  binary_search_steps: int = 4, eps: float | None = None, lo: float = 0.0, hi: float = 1.0):
         super().__init__(eps=eps, lo=lo, hi=hi)
         _check_number("c", c, positive=True)

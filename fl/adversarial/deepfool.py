@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack, _check_int, _check_number
+from .base import Attack, _check_int, _check_number, project_l2
 
 
 class DeepFool(Attack):
@@ -72,4 +72,6 @@ class DeepFool(Attack):
             r = ((fl.abs() + 1e-4) / wnl.pow(2))[:, None] * wl
             r_tot = r_tot + (r * active[:, None]).reshape(x.shape)
             x_adv = self._clip(x + (1 + self.overshoot) * r_tot)
+        if self.eps is not None:
+            x_adv = self._clip(x + project_l2(x_adv - x, self.eps))
         return x_adv
