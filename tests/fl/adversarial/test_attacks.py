@@ -124,9 +124,7 @@ def test_modes_and_grads_restored(mlp, digits):
     assert seen and not any(seen)
     assert model.training and model[1].training and not model[0][0].training
     assert all(p.grad is None for p in model.parameters())
-    mlp.eval()  # the fixture is shared
-    mlp[0].train()  # (model[0][0] is mlp[0]); put it back as the fixture had it
-    mlp.eval()
+    mlp.eval()  # the fixture is shared: put it back as it was
 
 
 def test_mode_restored_when_attack_raises(mlp):
