@@ -9,7 +9,7 @@ import torch
 from .base import Attack, _check_number, _make_generator, pick_targets
 
 # the pairwise saliency map holds chunk * F * F floats; keep it near 32 MB
-_PAIR_BUDGET = 8_000_000
+_PAIR_BUDGET = 8000000
 
 
 class JSMA(Attack):
@@ -79,7 +79,6 @@ class JSMA(Attack):
         step = self.theta * (self.hi - self.lo)
         # features that can still move in the attack's direction
         domain = flat < self.hi if s > 0 else flat > self.lo
-        offdiag = ~torch.eye(f, dtype=torch.bool, device=x.device)
         for _ in range(self.max_changed(f) // 2):
             xa = flat.detach().reshape(shape).requires_grad_(True)
             logits = model(xa)
@@ -91,20 +90,32 @@ class JSMA(Attack):
             g_all, = torch.autograd.grad(logits.sum(), xa)
             g_t = g_t.reshape(n, -1)
             g_o = g_all.reshape(n, -1) - g_t
-            alpha = g_t[:, :, None] + g_t[:, None, :]
-            beta = g_o[:, :, None] + g_o[:, None, :]
-            pair_ok = domain[:, :, None] & domain[:, None, :] & offdiag
-            strict = pair_ok & (s * alpha > 0) & (s * beta < 0)
-            neg = torch.tensor(float("-inf"), dtype=alpha.dtype, device=x.device)
-            score = torch.where(strict, -alpha * beta, neg)
-            relaxed = torch.where(pair_ok, s * (alpha - beta), neg)
-            use_strict = strict.flatten(1).any(dim=1)
-            score = torch.where(use_strict[:, None, None], score, relaxed)
+            # out-of-domain features get a huge wrong-signed gradient, so that every pair
+            # holding one fails the strict sign test (the cleverhans trick, fewer temporaries)
+            big = 1e4 * (float(g_t.abs().max()) + float(g_o.abs().max()) + 1.0)
+            a = torch.where(domain, s * g_t, torch.full_like(g_t, -big))
+            b = torch.where(domain, s * g_o, torch.full_like(g_o, big))
+            alpha = a[:, :, None] + a[:, None, :]
+            beta = b[:, :, None] + b[:, None, :]
+            strict = (alpha > 0) & (beta < 0)
+            strict.diagonal(dim1=1, dim2=2).fill_(False)
+            score = alpha.mul_(beta).neg_()           # -alpha * beta (sign of theta cancels)
+            score.masked_fill_(~strict, float("-inf"))
             best = score.flatten(1).argmax(dim=1)
+            no_strict = ~strict.flatten(1).any(dim=1) & active
+            del score, strict, beta
+            if no_strict.any():  # fallback: maximise s * (alpha - beta) over in-domain pairs
+                r = no_strict.nonzero().flatten()
+                ar = torch.where(domain[r], s * g_t[r], torch.full_like(g_t[r], float("-inf")))
+                br = torch.where(domain[r], s * g_o[r], torch.zeros_like(g_o[r]))
+                rel = (ar[:, :, None] + ar[:, None, :]) - (br[:, :, None] + br[:, None, :])
+                rel.diagonal(dim1=1, dim2=2).fill_(float("-inf"))
+                best[r] = rel.flatten(1).argmax(dim=1)
+                del rel
+            del alpha
             p, q = best // f, best % f
             act = active.nonzero().flatten()
             for idx in (p, q):
                 flat[act, idx[act]] = (flat[act, idx[act]] + step).clamp(self.lo, self.hi)
                 domain[act, idx[act]] = False
-            del alpha, beta, score, relaxed, strict, pair_ok
         return flat.reshape(shape)
