@@ -55,6 +55,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="FDA3 loss weight of the adversarial term")
     parser.add_argument("--devices", type=int, default=10, help="devices for the FL rows (two per attack at 10)")
     parser.add_argument("--per-device", type=int, default=100, help="natural examples per device")
+    parser.add_argument("--base-epochs", type=int, default=None, help="initial training epochs (default 15 digits / 12)")
     parser.add_argument("--retrain-epochs", type=int, default=None, help="default 10 (quick) / 20")
     parser.add_argument("--n-test", type=int, default=None, help="test points (default 300 quick / 1000)")
     parser.add_argument("--n-adaptive", type=int, default=None,
@@ -245,6 +246,7 @@ def run(args, *, fl_adv_train=None) -> dict:
     epochs = args.retrain_epochs or (10 if quick else 20)
     batch = 20
 
+    base_epochs = getattr(args, "base_epochs", None) or base_epochs
     timings = {}
     t0 = time.perf_counter()
     base = _train_plain(_model(dataset), x_base, y_base, base_epochs, seed)
@@ -274,7 +276,9 @@ def run(args, *, fl_adv_train=None) -> dict:
     models = {"None": base}
     t0 = time.perf_counter()
     for a in ATTACK_ORDER:  # X+AdvTrain: the first device assigned X, trained alone
-        d = next(d for d in devices if d["attack"] == _KEYS[a])
+        d = next((d for d in devices if d["attack"] == _KEYS[a]), None)
+        if d is None:  # fewer devices than attacks: device 0's examples, crafted with X
+            d = {**devices[0], "x_adv": generate_adversarial(base, devices[0]["x"], devices[0]["y"], atk[a], 128)}
         models[f"{a}+AdvTrain"] = _retrain(base, d["x"], d["y"], d["x_adv"], args.alpha, epochs, batch, seed, retrain_lr)
     # ALL+AdvTrain: one randomly chosen device facing all five attacks (500 pairs, batch 100)
     d = devices[int(torch.randint(len(devices), (1,), generator=g))]
