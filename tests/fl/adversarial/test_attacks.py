@@ -22,6 +22,7 @@ ATTACKS = {
     "pgd": lambda: PGD(0.1, steps=5, generator=0),
     "pgd_l2": lambda: PGD(1.0, norm="l2", steps=5, generator=0),
     "jsma": lambda: JSMA(gamma=0.2, generator=0),
+    "jsma_decrease": lambda: JSMA(theta=-1.0, gamma=0.2, generator=0),
     "cw2": lambda: CWL2(steps=20, binary_search_steps=3),
     "cw2_eps": lambda: CWL2(steps=20, binary_search_steps=3, eps=0.5),
     "deepfool": lambda: DeepFool(),
@@ -189,6 +190,15 @@ def test_targeted(factory, cnn, digits):
     with torch.no_grad():
         hit = (cnn(xa).argmax(1) == target).float().mean()
     assert hit >= 0.5
+
+
+def test_jsma_decrease_only_lowers_features(cnn, digits):
+    """theta < 0: features only move down, each by at most |theta| (hi - lo)."""
+    _, _, xte, yte = digits
+    x, y = xte[:20], yte[:20]
+    xa = JSMA(theta=-0.5, gamma=0.2, generator=0)(cnn, x, y)
+    d = xa - x
+    assert float(d.max()) <= 0.0 and float(d.min()) >= -0.5 - 1e-6 and float(d.min()) < 0
 
 
 def test_jsma_target_modes(cnn, digits):
