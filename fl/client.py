@@ -97,14 +97,18 @@ class LocalTrainer:
         return torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum)
 
     def train(self, global_vec: np.ndarray, X: np.ndarray, y: np.ndarray, *, seed: int,
-              dp: dict | None = None, rng: RandomSource | None = None, attack=None) -> ClientUpdate:
+              dp: dict | None = None, rng: RandomSource | None = None, attack=None,
+              x_adv: np.ndarray | None = None) -> ClientUpdate:
         """Train from ``global_vec`` on ``(X, y)`` and return the delta. ``seed`` fixes the
         batch order (not secret); with ``dp`` the batches come from ``rng`` instead.
         ``attack`` (an ``fl.adversarial`` attack) turns on adversarial training with the
-        FDA³ loss ``(1 - a) L_nat + a L_adv``, ``a = cfg.adv_alpha``."""
+        FDA³ loss ``(1 - a) L_nat + a L_adv``, ``a = cfg.adv_alpha``; ``x_adv`` gives
+        precomputed adversarial examples aligned with ``X`` instead (FDA³'s devices train on
+        examples crafted once on the initial model)."""
         set_vector(self.model, global_vec)
         self.model.train()
         xt, yt = _to_tensors(X, y, self.task)
+        xa = None if x_adv is None else torch.as_tensor(np.asarray(x_adv, dtype=np.float32))
         if self.task == "anomaly":
             normal = yt == 0
             if bool(normal.any()):  # train the autoencoder on the windows known normal
@@ -122,10 +126,11 @@ class LocalTrainer:
                 batches = [None] * max(1, math.ceil(n / B))
             for idx in batches:
                 opt.zero_grad(set_to_none=True)
-                if dp is None and attack is not None:
+                if dp is None and (attack is not None or xa is not None):
                     from fl.adversarial import adversarial_loss
 
-                    loss = adversarial_loss(self.model, xt[idx], yt[idx], attack, self.cfg.adv_alpha)
+                    loss = adversarial_loss(self.model, xt[idx], yt[idx], attack, self.cfg.adv_alpha,
+                                            x_adv=None if xa is None else xa[idx])
                     loss.backward()
                     losses.append(float(loss.detach()))
                 elif dp is None:
@@ -135,7 +140,8 @@ class LocalTrainer:
                     losses.append(float(loss.detach()))
                 else:
                     sel = torch.from_numpy(np.flatnonzero(rng.uniform(n) < dp["sample_rate"]))
-                    losses.append(self._dp_step(xt[sel], yt[sel], dp, n, rng, attack))
+                    losses.append(self._dp_step(xt[sel], yt[sel], dp, n, rng, attack,
+                                                None if xa is None else xa[sel]))
                 opt.step()
         delta = get_vector(self.model) - global_vec
         metrics = {"loss": float(np.mean(losses)) if losses else float("nan")}
@@ -172,10 +178,11 @@ class LocalTrainer:
         rows = [torch.func.grad(one)(params, buffers, xb[i], xa[i], yb[i]) for i in range(xb.shape[0])]
         return [torch.stack([r[k] for r in rows]) for k in params]
 
-    def _dp_step(self, xb, yb, dp, n, rng, attack=None) -> float:
+    def _dp_step(self, xb, yb, dp, n, rng, attack=None, xa=None) -> float:
         clip, z = dp["clip"], dp["noise_multiplier"]
         if xb.shape[0] > 0:
-            xa = attack(self.model, xb, yb).detach() if attack is not None else None
+            if xa is None and attack is not None:
+                xa = attack(self.model, xb, yb).detach()
             grads = self._per_example_grads(xb, yb, xa)
             norms = torch.sqrt(sum((g.reshape(g.shape[0], -1).double() ** 2).sum(1) for g in grads))
             factor = torch.clamp(clip / (norms + 1e-12), max=1.0)
@@ -250,13 +257,14 @@ class ClientPipeline:
         return self._attacks[name]
 
     def run(self, cid: int, X, y, global_vec: np.ndarray, round_no: int, *,
-            rng: RandomSource) -> tuple[np.ndarray, dict]:
+            rng: RandomSource, x_adv: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         """Train client ``cid`` on ``(X, y)`` from ``global_vec`` and return the vector for
         the secure-aggregation client plus metrics (``loss``, ``norm``, ``clipped``, ...)."""
         p = self.privacy
         dp = p.sgd_params(cid) if p is not None and p.unit == "example" else None
         seed = self.cfg.seed * 1_000_003 + round_no * 1009 + cid
-        up = self.trainer.train(global_vec, X, y, seed=seed, dp=dp, rng=rng, attack=self.attack_for(cid))
+        up = self.trainer.train(global_vec, X, y, seed=seed, dp=dp, rng=rng, attack=self.attack_for(cid),
+                                x_adv=x_adv)
         if p is not None and getattr(p, "mode", None) == "distributed":  # integers with noise shares
             vec, info = p.encode(up.delta, rng)
             return vec, {**up.metrics, **info, "n_examples": up.n_examples}

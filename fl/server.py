@@ -126,7 +126,7 @@ def _robust(cfg: FLConfig, updates: dict[int, np.ndarray], weights: dict[int, fl
 
 def run(model_fn, clients, test, cfg: FLConfig | None = None, task: str = "classification", *,
         rng: RandomSource | None = None, show_progress: bool | None = None,
-        target_scale: float = 1.0) -> History:
+        target_scale: float = 1.0, adv_examples=None) -> History:
     """Train ``model_fn()`` federatedly on ``clients`` and evaluate on ``test``.
 
     ``clients``: list of ``(X, y)`` numpy arrays, one per client (``y``: int labels for
@@ -134,7 +134,9 @@ def run(model_fn, clients, test, cfg: FLConfig | None = None, task: str = "class
     only for evaluation and to train the autoencoder on normal windows). ``test``: ``(X, y)``.
     ``cfg``: :class:`fl.FLConfig` (default: its defaults). ``rng``: source of keys, masks,
     shares and DP noise (default OS CSPRNG). ``target_scale``: regression metrics are
-    reported in ``y * target_scale`` units.
+    reported in ``y * target_scale`` units. ``adv_examples``: optional list, one array
+    per client aligned with its ``X``, of precomputed adversarial examples to train on with
+    the FDA³ loss (weight ``cfg.adv_alpha``).
 
     Returns a :class:`fl.History`. Raises ``ValueError``/``TypeError`` naming the problem
     for bad input before any training; ``PrivacyBudgetExceeded`` before a round that would
@@ -147,12 +149,20 @@ def run(model_fn, clients, test, cfg: FLConfig | None = None, task: str = "class
     if not callable(model_fn):
         raise TypeError("model_fn must be a callable returning a fresh torch.nn.Module")
     clients, test = check_clients(clients, test, task)
+    if adv_examples is not None:
+        if task != "classification" or len(adv_examples) != len(clients):
+            raise ValueError("adv_examples needs a classification task and one array per client")
+        adv_examples = [np.asarray(a, dtype=np.float32) for a in adv_examples]
+        for i, (a, (X, _)) in enumerate(zip(adv_examples, clients)):
+            if a.shape != X.shape or not np.all(np.isfinite(a)):
+                raise ValueError(f"adv_examples[{i}] must be finite with the shape of client {i}'s X {X.shape}")
     if cfg.adv_train is not None and task != "classification":
         raise ValueError(f"adversarial training (adv_train={cfg.adv_train!r}) is for classification, not {task}")
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.torch_threads)
     try:
-        return _run(model_fn, clients, test, cfg, task, resolve_rng(rng), show_progress, target_scale)
+        return _run(model_fn, clients, test, cfg, task, resolve_rng(rng), show_progress, target_scale,
+                    adv_examples)
     finally:
         torch.set_num_threads(threads)
 
@@ -172,7 +182,7 @@ def sampling_rate(cfg: FLConfig, n_clients: int) -> float:
     return (cfg.clients_per_round or n_clients) / n_clients
 
 
-def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -> History:
+def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale, adv_examples=None) -> History:
     torch.manual_seed(cfg.seed)
     model = model_fn()
     n_classes = check_model(model, clients, test, task)
@@ -190,7 +200,8 @@ def _run(model_fn, clients, test, cfg, task, rng, show_progress, target_scale) -
     attackers = _Attackers(cfg, ids, sim, n_classes, rng)
     pipeline = ClientPipeline(LocalTrainer(model_fn, task, cfg), cfg, privacy=privacy, compressor=compressor,
                               bound=bound)
-    transport = InProcess(clients, pipeline, backend, rng=_spawn(rng, "clients"), attackers=attackers)
+    transport = InProcess(clients, pipeline, backend, rng=_spawn(rng, "clients"), attackers=attackers,
+                          adv_examples=adv_examples)
     hist = serve(model, sizes, test, cfg, task, transport, privacy=privacy, rng=rng, atol=backend.atol,
                  sim=sim, show_progress=show_progress, target_scale=target_scale)
     hist.final["attackers"] = sorted(attackers.ids)

@@ -52,8 +52,9 @@ class InProcess(Transport):
     ``backend``: a ``privcrypt.secagg`` aggregator; ``attackers``: optional Byzantine
     clients (simulation only); ``rng``: the clients' randomness (DP-SGD batches, noise)."""
 
-    def __init__(self, clients, pipeline, backend, *, rng, attackers=None):
+    def __init__(self, clients, pipeline, backend, *, rng, attackers=None, adv_examples=None):
         self.clients, self.pipeline, self.backend = clients, pipeline, backend
+        self.adv_examples = adv_examples
         self.rng, self.attackers = rng, attackers
 
     def run_round(self, round_no, participants, dropped, weights, global_vec) -> RoundOutput:
@@ -65,7 +66,8 @@ class InProcess(Transport):
             X, y = self.clients[c]
             if self.attackers is not None:
                 y = self.attackers.poison(c, y)
-            updates[c], metrics[c] = self.pipeline.run(c, X, y, global_vec, round_no, rng=self.rng)
+            xa = None if self.adv_examples is None else self.adv_examples[c]
+            updates[c], metrics[c] = self.pipeline.run(c, X, y, global_vec, round_no, rng=self.rng, x_adv=xa)
         if self.attackers is not None:
             updates = self.attackers.corrupt(updates)
         res = self.backend.aggregate(updates, weights, dropped=frozenset(dropped))
