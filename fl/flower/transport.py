@@ -10,7 +10,9 @@ the input stage (training metrics); ``MetricRecord "timing"`` (handler seconds).
 
 Polling: our own loop (``push_messages`` then ``pull_messages`` of the still-pending ids
 every ``poll_interval`` seconds) with a per-stage deadline. A node that answers with an
-error (``has_error()``; a stopped SuperNode's error comes from the SuperLink), whose reply
+error (``has_error()``; a stopped SuperNode's error comes from the SuperLink), that
+leaves the federation (no longer in ``get_node_ids()``, checked every
+``liveness_interval`` s: a SuperNode stopped with SIGTERM deactivates itself), whose reply
 is malformed or rejected by the backend, or that has not answered by the deadline is
 dropped for the rest of the round; the backend then recovers or aborts
 (``ProtocolAbort``) exactly as in simulation. Replies are mapped back through
@@ -143,13 +145,15 @@ class FlowerTransport(Transport):
     time, polls, slowest handler, failures, the aggregate and survivors)."""
 
     def __init__(self, grid, backend, nodes: dict[int, int], *, dim: int, rng, stage_timeout: float = 120.0,
-                 poll_interval: float = 0.1, after_stage=None, record_vectors: bool = False):
+                 poll_interval: float = 0.1, after_stage=None, record_vectors: bool = False,
+                 liveness_interval: float = 1.0):
         if stage_timeout <= 0 or poll_interval <= 0:
             raise ValueError("stage_timeout and poll_interval must be > 0")
         self.grid, self.backend, self.nodes = grid, backend, dict(nodes)
         self.dim, self.rng = int(dim), rng
         self.stage_timeout, self.poll_interval = float(stage_timeout), float(poll_interval)
         self.after_stage = after_stage
+        self.liveness_interval = float(liveness_interval)
         self.record_vectors = bool(record_vectors)
         self.log: list[dict] = []
 
@@ -168,8 +172,16 @@ class FlowerTransport(Transport):
         replies: dict = {}
         deadline = time.monotonic() + self.stage_timeout
         polls = 0
+        next_check = time.monotonic() + self.liveness_interval
         while pending and time.monotonic() < deadline:
             polls += 1
+            if time.monotonic() >= next_check:  # a node that left (stopped, heartbeat lost) fails now
+                next_check = time.monotonic() + self.liveness_interval
+                online = set(self.grid.get_node_ids())
+                for mid, c in list(pending.items()):
+                    if self.nodes[c] not in online:
+                        del pending[mid]
+                        failed[c] = "node left the federation (offline)"
             for rep in self.grid.pull_messages(list(pending)):
                 mid = rep.metadata.reply_to_message_id
                 c = pending.get(mid)

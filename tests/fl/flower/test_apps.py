@@ -36,15 +36,17 @@ class FakeGrid:
     """Routes each message to the ClientApp of its node, synchronously. ``fail``: node ->
     stage at which it answers with an error (as the SuperLink does for a stopped node)."""
 
-    def __init__(self, n, run_config, fail=None):
+    def __init__(self, n, run_config, fail=None, leave=None):
         self.ctx = {100 + i: Context(1, 100 + i, {"partition-id": i, "num-partitions": n}, RecordDict(), run_config)
                     for i in range(n)}
         self.fail = dict(fail or {})
+        self.leave = dict(leave or {})  # node -> stage at which it silently leaves the federation
+        self.gone = set()
         self.replies = {}
         self.seen_types = []
 
     def get_node_ids(self):
-        return list(self.ctx)
+        return [n for n in self.ctx if n not in self.gone]
 
     def push_messages(self, messages):
         ids = []
@@ -54,6 +56,10 @@ class FakeGrid:
             self.seen_types.append(m.metadata.message_type)
             node = m.metadata.dst_node_id
             stage = m.metadata.message_type.split(".")[1]
+            if self.leave.get(node) == stage or node in self.gone:
+                self.gone.add(node)  # no reply ever; it drops out of get_node_ids
+                ids.append(mid)
+                continue
             if self.fail.get(node) == stage:
                 self.fail[node] = None
                 rep = Message(Error(code=3, reason="node stopped"), reply_to=m)
@@ -89,6 +95,17 @@ def test_serverapp_over_fake_grid_drops_a_failed_node_and_wipes_client_secrets()
     # the failed node's handler raised nothing, but its round state stays until the next round
     assert "pc_round" in grid.ctx[102].state
     assert "accuracy" in rec and np.isfinite(rec["accuracy"])
+
+
+def test_a_node_that_leaves_is_failed_without_waiting_for_the_stage_timeout():
+    rc = _run_config()
+    rc["stage_timeout"] = 600.0  # would hang the test if the liveness check did not work
+    grid = FakeGrid(3, rc, leave={101: "unmasking"})
+    hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
+    rec = hist["rounds"][0]
+    # masking needs t = 2 shares per secret: the two other survivors answer, so it recovers
+    assert rec["aborted"] is False and rec["survivors"] == [0, 1, 2]
+    assert "left the federation" in info["transport"][0]["failures"][1]
 
 
 def test_run_config_round_trip():

@@ -53,6 +53,7 @@ def test_masking_two_rounds_one_node_stopped_after_key_agreement(tmp_path):
                    backend_params={"rounding": "nearest"}, seed=0)
     rc = to_run_config(cfg, dataset="digits", num_clients=3, stage_timeout=90.0, node_wait=120.0,
                        record_vectors=True, hold_after="2.share_keys", hold_dir=str(tmp_path))
+    t0 = time.monotonic()
     with LocalFederation(3, workdir=tmp_path / "fed") as fed:
         pids = [p.pid for p in fed.procs.values()]
         result = fed.submit(rc)
@@ -72,6 +73,11 @@ def test_masking_two_rounds_one_node_stopped_after_key_agreement(tmp_path):
     assert rounds[1]["survivors"] == [0, 1]
     log = res["flower"]["transport"]
     assert "masked_input" in log[1]["failures"]["2"]
+    print("\nflower loopback:", {"failure": log[1]["failures"]["2"], "wall_s": round(time.monotonic() - t0, 1),
+                                 "stages": [(r["round"], s["stage"], round(s["seconds"], 1), s["polls"],
+                                             s["handler_s_max"] and round(s["handler_s_max"], 2))
+                                            for r in log for s in r["stages"]],
+                                 "hello_s": res["flower"]["hello_s"], "rounds_s": [r["seconds"] for r in rounds]})
     assert [s["stage"] for s in log[1]["stages"]] == ["advertise_keys", "share_keys", "masked_input", "unmasking"]
 
     # in-process recomputation from the recorded global vectors
