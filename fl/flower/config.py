@@ -5,7 +5,8 @@ TOML-friendly dict (``[tool.flwr.app.config]`` of the app's pyproject.toml, or
 FLConfig keys keep their names (``rounds``, ``backend``, ``clip_norm``, ...); tables are
 flattened by Flower, so ``backend_params.rounding = "nearest"`` is FLConfig's
 ``backend_params = {"rounding": "nearest"}``. ``None`` values are left out (TOML has no
-null). Deployment keys (:data:`DEPLOY_DEFAULTS`): ``dataset``, ``partition``, ``alpha``,
+null). Deployment keys (:data:`DEPLOY_DEFAULTS`): ``dataset``, ``partition`` (``""``: ``unit``
+for data sets with groups, else ``iid``), ``alpha``,
 ``model`` (``""``: the data set's default), ``num_clients`` (SuperNodes the ServerApp waits
 for), ``node_wait`` (seconds to wait for them), ``stage_timeout`` (seconds per message
 stage), ``poll_interval``, ``result_file`` (History JSON written by the ServerApp; ``""``:
@@ -22,7 +23,7 @@ from fl.config import FLConfig
 __all__ = ["DEPLOY_DEFAULTS", "to_run_config", "from_run_config", "Scenario"]
 
 DEPLOY_DEFAULTS = {
-    "dataset": "digits", "partition": "iid", "alpha": 0.5, "model": "", "num_clients": 3,
+    "dataset": "digits", "partition": "", "alpha": 0.5, "model": "", "num_clients": 3,
     "node_wait": 120.0, "stage_timeout": 120.0, "poll_interval": 0.1, "result_file": "",
     "record_vectors": False, "hold_after": "", "hold_dir": "",
 }

@@ -35,7 +35,19 @@ from fl.flower.config import to_run_config
 __all__ = ["LocalFederation", "run_flower", "free_port", "write_app", "group_alive"]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds fl/ and privcrypt/
-_BIN = Path(sys.executable).parent
+
+
+def _find_bin() -> Path:
+    """The folder holding flwr's console scripts: next to this interpreter (a venv), else
+    wherever ``flower-superlink`` is on PATH."""
+    here = Path(sys.executable).parent
+    if (here / "flower-superlink").exists():
+        return here
+    found = shutil.which("flower-superlink")
+    return Path(found).parent if found else here
+
+
+_BIN = _find_bin()
 
 
 def free_port() -> int:
@@ -148,7 +160,11 @@ class LocalFederation:
         raise TimeoutError(f"the SuperLink did not listen on 127.0.0.1:{port} within {self.startup_timeout:g} s")
 
     def start(self) -> "LocalFederation":
-        """Start the SuperLink, wait until it listens, then start the SuperNodes."""
+        """Start the SuperLink, wait until it listens, then start the SuperNodes. Raises
+        ``FileNotFoundError`` when flwr's console scripts are not installed."""
+        if not (_BIN / "flower-superlink").exists():
+            raise FileNotFoundError("flower-superlink not found next to this Python or on PATH: "
+                                    "pip install 'privcrypt[flower]'")
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         (self.home / "config.toml").write_text(
@@ -222,10 +238,29 @@ class LocalFederation:
                                f"{out.stderr.decode()[-2000:]}")
         return result
 
-    def wait_result(self, result: Path, timeout: float, *, poll: float = 0.2) -> dict:
-        """Wait for the ServerApp to write ``status`` ok or error to ``result``."""
+    def run_status(self) -> list[dict]:
+        """``flwr ls --format json``'s runs (``status`` e.g. ``"running"``,
+        ``"finished:completed"``, ``"finished:failed"`` with ``status-details``)."""
+        out = subprocess.run([str(_BIN / "flwr"), "ls", "local-fl", "--format", "json"], env=self.env,
+                             cwd=self.dir, capture_output=True, timeout=120)
+        try:
+            return list(json.loads(out.stdout.decode("utf-8", "replace")).get("runs", []))
+        except (ValueError, AttributeError):
+            return []
+
+    def wait_result(self, result: Path, timeout: float, *, poll: float = 0.2, status_every: float = 15.0) -> dict:
+        """Wait for the ServerApp to write ``status`` ok or error to ``result``. Every
+        ``status_every`` s also asks ``flwr ls``: a run that finished without writing the
+        file (the ServerApp failed before it could) raises ``RuntimeError`` at once."""
         deadline = time.monotonic() + timeout
+        next_status = time.monotonic() + status_every
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_status and not result.exists():
+                next_status = time.monotonic() + status_every
+                for run in self.run_status():
+                    st = str(run.get("status", ""))
+                    if st.startswith("finished") and st != "finished:completed":
+                        raise RuntimeError(f"the Flower run {st}: {run.get('status-details', '')}")
             if result.exists():
                 try:
                     data = json.loads(result.read_text(encoding="utf-8"))
@@ -239,7 +274,7 @@ class LocalFederation:
         raise TimeoutError(f"no result in {result} within {timeout:g} s; logs in {self.dir}")
 
 
-def run_flower(cfg: FLConfig, dataset: str = "digits", n_clients: int = 3, *, partition: str = "iid",
+def run_flower(cfg: FLConfig, dataset: str = "digits", n_clients: int = 3, *, partition: str = "",
                alpha: float = 0.5, model: str = "", stage_timeout: float = 120.0, timeout: float = 3600.0,
                workdir=None, **deploy) -> dict:
     """Run ``cfg`` on ``dataset`` split over ``n_clients`` SuperNodes of a loopback

@@ -28,7 +28,7 @@ import numpy as np
 
 from fl.flower.protocols import INPUT_STAGE, make_server_round
 from fl.transport import RoundOutput, Transport
-from privcrypt.exceptions import MalformedInput
+from privcrypt.exceptions import MalformedInput, ProtocolAbort
 from privcrypt.wire import pack_array
 
 __all__ = ["FlowerTransport", "parse_reply", "parse_hello", "request_content", "METRIC_KEYS"]
@@ -201,7 +201,6 @@ class FlowerTransport(Transport):
         return replies, failed, polls
 
     def run_round(self, round_no, participants, dropped, weights, global_vec) -> RoundOutput:
-        name = self.backend.name
         sr = make_server_round(self.backend, participants, weights, self.dim, rng=self.rng)
         alive = set(participants)
         failures: dict[int, str] = {}
@@ -209,6 +208,21 @@ class FlowerTransport(Transport):
         stage_log = []
         rec = {"round": round_no, "participants": sorted(participants), "stages": stage_log, "failures": failures}
         self.log.append(rec)
+        try:
+            res = self._stages(sr, round_no, dropped, global_vec, alive, failures, metrics, stage_log)
+        except ProtocolAbort as exc:
+            rec["aborted"] = str(exc)
+            raise
+        res.stats["transport_failures"] = dict(failures)
+        rec["survivors"] = sorted(res.survivors)
+        if self.record_vectors:
+            rec["global"] = np.asarray(global_vec, dtype=np.float64).tolist()
+            rec["mean"] = np.asarray(res.mean, dtype=np.float64).tolist()
+            rec["weights"] = {str(c): float(weights[c]) for c in sorted(participants)}
+        return RoundOutput(res, sr.updates, {c: _metrics(m) for c, m in metrics.items()})
+
+    def _stages(self, sr, round_no, dropped, global_vec, alive, failures, metrics, stage_log):
+        name = self.backend.name
         for stage, category in sr.stages:
             t0 = time.perf_counter()
             reqs = sr.requests(stage, alive)  # ProtocolAbort propagates: the round is aborted
@@ -240,14 +254,7 @@ class FlowerTransport(Transport):
                               "handler_s_max": max(handler, default=None)})
             if self.after_stage is not None:
                 self.after_stage(round_no, stage)
-        res = sr.finish()
-        res.stats["transport_failures"] = dict(failures)
-        rec["survivors"] = sorted(res.survivors)
-        if self.record_vectors:
-            rec["global"] = np.asarray(global_vec, dtype=np.float64).tolist()
-            rec["mean"] = np.asarray(res.mean, dtype=np.float64).tolist()
-            rec["weights"] = {str(c): float(weights[c]) for c in sorted(participants)}
-        return RoundOutput(res, sr.updates, {c: _metrics(m) for c, m in metrics.items()})
+        return sr.finish()
 
 
 def _metrics(m: dict) -> dict:

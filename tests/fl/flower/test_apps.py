@@ -108,6 +108,16 @@ def test_a_node_that_leaves_is_failed_without_waiting_for_the_stage_timeout():
     assert "left the federation" in info["transport"][0]["failures"][1]
 
 
+def test_a_round_the_backend_cannot_finish_is_recorded_as_aborted():
+    rc = _run_config()
+    grid = FakeGrid(3, rc, fail={101: "masked_input", 102: "masked_input"})
+    hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
+    rec = hist["rounds"][0]
+    assert rec["aborted"] is True and "surviving clients" in rec["abort_reason"]
+    assert "aborted" in info["transport"][0]
+    assert hist["final"]["rounds_aborted"] == 1
+
+
 def test_run_config_round_trip():
     cfg = FLConfig(rounds=3, backend="plain", backend_params={"min_clients": 2}, dp_epsilon=2.0)
     rc = to_run_config(cfg, dataset="digits")
