@@ -20,7 +20,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--backend", default="masking", choices=("plain", "masking"))
+    ap.add_argument("--backend", default="masking", choices=("plain", "masking", "ckks"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 

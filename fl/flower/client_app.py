@@ -21,8 +21,9 @@ memory for the run and hands to each ClientApp process):
 
 Data: ``partition-id`` / ``num-partitions`` of the node config pick this node's part of
 the built-in data set named by the run config (:class:`fl.flower.config.Scenario`).
-Torch is imported only in the hello and input stages, so the key-agreement stages start
-fast.
+Torch is imported only in the input stage, so the key-agreement stages start fast.
+``ckks``: the node's provisioned secret context is read from the file named by the node
+config key ``ckks-context`` (:func:`fl.flower.launch.provision_ckks` writes them).
 """
 
 from __future__ import annotations
@@ -106,6 +107,27 @@ def _train(context: Context, cid: int, global_vec: np.ndarray, round_no: int, rn
     return pipeline.run(cid, X, y, global_vec, round_no, rng=rng)
 
 
+def _ckks_extra(context: Context, cfg) -> dict:
+    """ckks: this node's provisioned secret context (file named by the node config key
+    ``ckks-context``) and the client parameters the server's backend uses."""
+    from fl.privacy import make_privacy
+    from fl.server import round_bound, sampling_rate
+
+    path = context.node_config.get("ckks-context")
+    if not path:
+        raise ValueError("ckks needs --node-config 'ckks-context=\"/path/to/client.ctx\"' (provisioned key)")
+    with open(str(path), "rb") as fh:
+        secret = fh.read()
+    bp = cfg.backend_params
+    _, n = _partition(context)
+    clip = bp.get("clip")
+    if clip is None and bp.get("mode") == "compact":  # as fl.server.make_backend derives it
+        local = cfg.dp and cfg.dp_unit == "client"  # only client-level DP widens the bound
+        clip = round_bound(cfg, make_privacy(cfg, {i: 1 for i in range(n)}, sampling_rate(cfg, n)) if local else None)
+    return {"secret_context": secret, "params": {"mode": bp.get("mode", "default"), "clip": clip,
+                                                 "bits": bp.get("bits", 16)}}
+
+
 def _parse_request(msg: Message, stage: str, dim: int, with_model: bool):
     content = msg.content
     names = set(content.keys())
@@ -148,8 +170,10 @@ def _stage_handler(backend: str, stage: str):
             update, metrics = None, None
             if is_input:
                 update, metrics = _train(context, cid, global_vec, round_no, rng)
+            extra = _ckks_extra(context, cfg) if backend == "ckks" else {}
             reply, new_state = client_handle(backend, stage, state, payload, cid=cid, dim=dim, update=update,
-                                             rounding=cfg.backend_params.get("rounding", "stochastic"), rng=rng)
+                                             rounding=cfg.backend_params.get("rounding", "stochastic"), rng=rng,
+                                             **extra)
         except BaseException:
             if "pc_round" in context.state:  # never leave a failed round's secrets behind
                 del context.state["pc_round"]

@@ -13,7 +13,8 @@ stage), ``poll_interval``, ``result_file`` (History JSON written by the ServerAp
 none), ``record_vectors`` (write each round's global vector and aggregate into it, for
 tests), ``hold_after`` / ``hold_dir`` (fault injection: after stage ``"R.stage"`` the
 ServerApp writes ``hold_dir/held`` and waits up to ``node_wait`` s for
-``hold_dir/release``).
+``hold_dir/release``); ``ckks_server_context`` (ckks: path of the provisioned public
+context on the SuperLink's machine).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["DEPLOY_DEFAULTS", "to_run_config", "from_run_config", "Scenario"]
 DEPLOY_DEFAULTS = {
     "dataset": "digits", "partition": "", "alpha": 0.5, "model": "", "num_clients": 3,
     "node_wait": 120.0, "stage_timeout": 120.0, "poll_interval": 0.1, "result_file": "",
-    "record_vectors": False, "hold_after": "", "hold_dir": "",
+    "record_vectors": False, "hold_after": "", "hold_dir": "", "ckks_server_context": "",
 }
 _NESTED = ("backend_params", "aggregator_params")
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from fl.config import FLConfig
 from fl.flower.config import to_run_config
 
-__all__ = ["LocalFederation", "run_flower", "free_port", "write_app", "group_alive"]
+__all__ = ["LocalFederation", "run_flower", "free_port", "write_app", "group_alive", "provision_ckks"]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds fl/ and privcrypt/
 
@@ -125,6 +125,8 @@ class LocalFederation:
         self.home = self.dir / "flwr_home"
         self.startup_timeout = float(startup_timeout)
         self.procs: dict[str, subprocess.Popen] = {}
+        #: extra ``--node-config`` entries for every SuperNode (e.g. ``ckks-context``)
+        self.node_config_extra: dict[str, str] = {}
         self.port = None
         self.env = dict(os.environ)
         self.env.update(FLWR_HOME=str(self.home), FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1",
@@ -177,7 +179,9 @@ class LocalFederation:
             self._spawn(f"supernode-{i}", [str(_BIN / "flower-supernode"), "--insecure", "--superlink",
                                            f"127.0.0.1:{self.port}", "--host", "127.0.0.1", "--port",
                                            str(free_port()), "--node-config",
-                                           f"partition-id={i} num-partitions={self.n}"])
+                                           " ".join([f"partition-id={i} num-partitions={self.n}",
+                                                     *(f"{k}={json.dumps(v)}" for k, v in
+                                                       self.node_config_extra.items())])])
         return self
 
     def pid(self, name: str) -> int:
@@ -284,10 +288,37 @@ def run_flower(cfg: FLConfig, dataset: str = "digits", n_clients: int = 3, *, pa
     ``TimeoutError`` after ``timeout`` s; every process is stopped either way."""
     rc = to_run_config(cfg, dataset=dataset, partition=partition, alpha=alpha, model=model,
                        num_clients=n_clients, stage_timeout=stage_timeout, **deploy)
-    with LocalFederation(n_clients, workdir=workdir) as fed:
+    fed = LocalFederation(n_clients, workdir=workdir)
+    try:
+        if cfg.backend == "ckks":
+            bp = cfg.backend_params
+            cpath, spath = provision_ckks(fed.dir, bp.get("params", "n4096-q60"),
+                                          max_clients=bp.get("max_clients", 256))
+            fed.node_config_extra["ckks-context"] = str(cpath)
+            rc["ckks_server_context"] = str(spath)
+        fed.start()
         t0 = time.perf_counter()
         res = fed.wait_result(fed.submit(rc), timeout)
         res.setdefault("flower", {})["wall_s"] = time.perf_counter() - t0
+    finally:
+        fed.close()
     if res.get("status") != "ok":
         raise RuntimeError(f"the Flower ServerApp failed: {res.get('error')}")
     return res
+
+
+def provision_ckks(out_dir, params: str = "n4096-q60", *, max_clients: int = 256, rng=None) -> tuple[Path, Path]:
+    """CKKS provisioning for a loopback federation (``privcrypt.secagg.ckks.CkksKeyDealer``):
+    writes ``ckks-client.ctx`` (SECRET key context, mode 0600; every client gets it, as
+    in the ckks threat model) and ``ckks-server.ctx`` (public, no key) into ``out_dir``.
+    On several machines, copy the client file to each SuperNode over a secure channel."""
+    from privcrypt.secagg.ckks import CkksKeyDealer
+
+    dealer = CkksKeyDealer(params, max_clients=int(max_clients), rng=rng)
+    out = Path(out_dir)
+    cpath, spath = out / "ckks-client.ctx", out / "ckks-server.ctx"
+    fd = os.open(cpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(dealer.client_context())
+    spath.write_bytes(dealer.server_context())
+    return cpath, spath

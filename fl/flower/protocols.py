@@ -49,10 +49,13 @@ __all__ = ["STAGES", "INPUT_STAGE", "ServerRound", "make_server_round", "client_
 STAGES = {
     "plain": (("plain_input", "train"),),
     "masking": ((_mk.ADVERTISE, "query"), (_mk.SHARE, "query"), (_mk.MASKED, "train"), (_mk.UNMASK, "query")),
+    "ckks": (("ckks_upload", "train"), ("ckks_result", "query")),
 }
 #: backend -> the stage whose request carries the global model and whose reply carries
 #: the client's (trained, clipped, noised, compressed) update
-INPUT_STAGE = {"plain": "plain_input", "masking": _mk.MASKED}
+INPUT_STAGE = {"plain": "plain_input", "masking": _mk.MASKED, "ckks": "ckks_upload"}
+#: how many survivors decrypt the CKKS aggregate (their answers must agree bit for bit)
+CKKS_DECRYPTORS = 2
 
 
 def _reject(exc: Exception) -> MalformedInput:
@@ -176,13 +179,81 @@ class _MaskingServerRound(ServerRound):
         return AggregationResult(mean, self.bytes_up, self.bytes_down, frozenset(s.u3), stats)
 
 
-def make_server_round(backend, participants, weights, dim: int, *, rng) -> ServerRound:
+class _CkksServerRound(ServerRound):
+    """``ckks``: stage 1 each client uploads ``Enc(w_u x_u)`` (request: round id || its
+    normalized weight as float64); the server adds the ciphertexts (``CkksServer``); stage 2
+    sends the encrypted sum to ``CKKS_DECRYPTORS`` survivors (they hold the provisioned
+    secret key, as in simulation where one survivor decrypts) and accepts their
+    float64 mean only if every answer is identical (CKKS decryption here is deterministic
+    and rounded), so one lying or failing decryptor cannot pass a wrong mean unnoticed.
+    ``server_context``: the provisioned public context (no secret key)."""
+
+    stages = STAGES["ckks"]
+
+    def __init__(self, backend, participants, weights, dim, rng, server_context=None):
+        from privcrypt.secagg import ckks as _ck
+        if server_context is None:
+            raise ValueError("ckks needs the provisioned public context (server_context)")
+        ids = sorted(participants)
+        if backend.mode == "compact":
+            backend.quantizer.check_sum_fits(len(ids), 2**backend.params.lane_bits)
+        wmax = max(weights[c] for c in ids)
+        self.wn = {c: weights[c] / wmax for c in ids}
+        self.round_id = rng.bytes(16)
+        self.server = _ck.CkksServer(self.round_id, server_context, self.wn, dim, mode=backend.mode,
+                                     min_clients=backend.min_clients)
+        self.dim, self.answers = int(dim), {}
+        self.bytes_up = self.bytes_down = 0
+
+    def requests(self, stage, alive):
+        if stage == "ckks_upload":
+            out = {c: self.round_id + struct.pack("<d", self.wn[c]) for c in sorted(alive) if c in self.wn}
+        else:
+            self.result = self.server.finish()  # ProtocolAbort below min_clients
+            dec = sorted(self.server.received & set(alive))[:CKKS_DECRYPTORS]
+            out = {c: self.result for c in dec}
+        self.bytes_down += sum(len(m) for m in out.values())
+        return out
+
+    def receive(self, stage, cid, reply):
+        try:
+            if stage == "ckks_upload":
+                m = _pl.Message.decode(reply, round_id=self.round_id, stage="ckks_upload")
+                if m.sender != cid:
+                    raise MalformedInput(f"reply from client {cid} names sender {m.sender}")
+                self.server.receive(reply)
+            else:
+                if len(reply) < 8:
+                    raise MalformedInput("decryption reply truncated")
+                (bound,) = struct.unpack_from("<d", reply, 0)
+                mean = _pl.unpack_array(reply[8:], dtype=np.float64, shape=(self.dim,))
+                if not (np.all(np.isfinite(mean)) and np.isfinite(bound) and bound >= 0):
+                    raise MalformedInput("decrypted mean or its error bound is not finite")
+                self.answers[cid] = (bound, mean)
+        except (MalformedInput, ValueError) as exc:
+            raise _reject(exc) from None
+        self.bytes_up += len(reply)
+
+    def finish(self):
+        if not self.answers:
+            raise ProtocolAbort("no survivor decrypted the aggregate", stage="ckks_result")
+        (bound, mean), *rest = self.answers.values()
+        if any(b != bound or not np.array_equal(m, mean) for b, m in rest):
+            raise ProtocolAbort("decrypting clients disagree on the aggregate", stage="ckks_result")
+        return AggregationResult(mean, self.bytes_up, self.bytes_down, frozenset(self.server.received),
+                                 {"atol": bound, "decryptors": sorted(self.answers)})
+
+
+def make_server_round(backend, participants, weights, dim: int, *, rng, server_context: bytes | None = None
+                      ) -> ServerRound:
     """The server half of one round for ``backend`` (an aggregator from
-    :func:`fl.server.make_backend`). Raises ``UnsupportedParameters``-style ``ValueError``
-    for a backend without an adapter yet."""
-    cls = {"plain": _PlainServerRound, "masking": _MaskingServerRound}.get(backend.name)
+    :func:`fl.server.make_backend`); ``server_context``: ckks's provisioned public
+    context. Raises ``ValueError`` for a backend without an adapter (spdz)."""
+    cls = {"plain": _PlainServerRound, "masking": _MaskingServerRound, "ckks": _CkksServerRound}.get(backend.name)
     if cls is None:
-        raise ValueError(f"backend {backend.name!r} has no Flower adapter yet (plain, masking)")
+        raise ValueError(f"backend {backend.name!r} has no Flower adapter yet (plain, masking, ckks)")
+    if backend.name == "ckks":
+        return cls(backend, participants, weights, dim, rng, server_context)
     return cls(backend, participants, weights, dim, rng)
 
 
@@ -324,14 +395,46 @@ def _plain_handle(stage, state, payload, *, cid, dim, update, rounding, rng):
     return _pl.PlainClient(cid, update).send_input(bytes(payload)), None
 
 
+def _ckks_handle(stage, state, payload, *, cid, dim, update, rounding, rng, secret_context=None, params=None):
+    from privcrypt.secagg import ckks as _ck
+    if secret_context is None:
+        raise ValueError("ckks needs this node's provisioned secret context")
+    p = dict(params or {})
+    client = _ck.CkksClient(cid, secret_context, mode=p.get("mode", "default"), clip=p.get("clip"),
+                            bits=int(p.get("bits", 16)), rng=rng)
+    if stage == "ckks_upload":
+        if len(payload) != 24:
+            raise MalformedInput("ckks upload request must be round id || float64 weight")
+        (w,) = struct.unpack_from("<d", payload, 16)
+        if not (np.isfinite(w) and 0 < w <= 1):
+            raise MalformedInput("ckks weight must be in (0, 1]")
+        if update is None or np.shape(update) != (dim,):
+            raise ValueError("the ckks_upload stage needs the client's update of the model's size")
+        return client.upload(bytes(payload[:16]), update, w), None
+    if stage == "ckks_result":
+        rid = _pl.Message.decode(payload).round_id
+        mean, info = client.receive_result(rid, payload)
+        mean = np.asarray(mean, dtype=np.float64)
+        if mean.shape != (dim,):
+            raise MalformedInput("decrypted aggregate has the wrong size")
+        return struct.pack("<d", float(info["error_bound"])) + _pl.pack_array(mean), None
+    raise MalformedInput(f"unknown ckks stage {stage!r}")
+
+
 def client_handle(backend: str, stage: str, state: bytes | None, payload: bytes, *, cid: int, dim: int,
-                  update: np.ndarray | None = None, rounding: str = "stochastic", rng=None):
+                  update: np.ndarray | None = None, rounding: str = "stochastic", rng=None,
+                  secret_context: bytes | None = None, params: dict | None = None):
     """The client half: run ``stage`` of ``backend`` for client ``cid`` on the server's
     ``payload`` bytes, restoring the protocol state from ``state``. Returns ``(reply_bytes,
     new_state)``; ``new_state`` is ``None`` when the round is over for this client (wipe
-    it). ``update`` is needed at ``INPUT_STAGE[backend]`` only. Errors: ``PrivcryptError``
-    for anything wrong in the bytes (the ClientApp turns it into an error reply)."""
+    it). ``update`` is needed at ``INPUT_STAGE[backend]`` only. ckks: ``secret_context``
+    (this node's provisioned key) and ``params`` (``mode``, ``clip``, ``bits``). Errors:
+    ``PrivcryptError`` for anything wrong in the bytes (the ClientApp turns it into an
+    error reply)."""
+    if backend == "ckks":
+        return _ckks_handle(stage, state, payload, cid=cid, dim=dim, update=update, rounding=rounding, rng=rng,
+                            secret_context=secret_context, params=params)
     h = {"plain": _plain_handle, "masking": _masking_handle}.get(backend)
     if h is None:
-        raise ValueError(f"backend {backend!r} has no Flower adapter yet (plain, masking)")
+        raise ValueError(f"backend {backend!r} has no Flower adapter yet (plain, masking, ckks)")
     return h(stage, state, payload, cid=cid, dim=dim, update=update, rounding=rounding, rng=rng)

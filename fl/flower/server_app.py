@@ -79,8 +79,13 @@ def serve_flower(grid: Grid, context: Context) -> tuple[dict, dict]:
 
     t_start = time.perf_counter()
     cfg, deploy = from_run_config(context.run_config)
-    if cfg.backend not in ("plain", "masking"):
-        raise UnsupportedParameters(f"backend {cfg.backend!r} has no Flower adapter yet (plain, masking)")
+    if cfg.backend not in ("plain", "masking", "ckks"):
+        raise UnsupportedParameters(f"backend {cfg.backend!r} has no Flower adapter yet (plain, masking, ckks)")
+    server_context = None
+    if cfg.backend == "ckks":
+        if not deploy["ckks_server_context"]:
+            raise ValueError("ckks needs run config ckks_server_context = path of the provisioned public context")
+        server_context = Path(str(deploy["ckks_server_context"])).read_bytes()
     if cfg.byzantine:
         raise UnsupportedParameters("simulated Byzantine clients exist in simulation only")
     if cfg.compression == "topk":
@@ -109,7 +114,7 @@ def serve_flower(grid: Grid, context: Context) -> tuple[dict, dict]:
     backend = make_backend(cfg, round_bound(cfg, privacy), rng)
     transport = FlowerTransport(grid, backend, nodes, dim=dim, rng=rng, stage_timeout=float(deploy["stage_timeout"]),
                                 poll_interval=float(deploy["poll_interval"]), after_stage=_hold_hook(deploy),
-                                record_vectors=bool(deploy["record_vectors"]))
+                                record_vectors=bool(deploy["record_vectors"]), server_context=server_context)
     hist = serve(model, sizes, test, cfg, sc.dataset.task, transport, privacy=privacy, rng=rng, atol=backend.atol,
                  show_progress=False, target_scale=scale)
     info = {"nodes": {str(c): str(n) for c, n in nodes.items()}, "sizes": sizes, "hello_failed": hello_failed,

@@ -140,13 +140,14 @@ class FlowerTransport(Transport):
     ``nodes``: client id -> Flower node id (learnt in the hello stage); ``backend``: the
     aggregator from :func:`fl.server.make_backend` (its parameters; its ``aggregate`` is not
     used); ``dim``: model size; ``rng``: round ids (``privcrypt.rng``); ``stage_timeout``:
-    seconds a stage waits for replies; ``after_stage(round_no, stage)``: optional hook
+    seconds a stage waits for replies; ``server_context``: ckks's provisioned public
+    context; ``after_stage(round_no, stage)``: optional hook
     (fault injection in tests). ``log`` collects per-round transport records (stage wall
     time, polls, slowest handler, failures, the aggregate and survivors)."""
 
     def __init__(self, grid, backend, nodes: dict[int, int], *, dim: int, rng, stage_timeout: float = 120.0,
                  poll_interval: float = 0.1, after_stage=None, record_vectors: bool = False,
-                 liveness_interval: float = 1.0):
+                 liveness_interval: float = 1.0, server_context: bytes | None = None):
         if stage_timeout <= 0 or poll_interval <= 0:
             raise ValueError("stage_timeout and poll_interval must be > 0")
         self.grid, self.backend, self.nodes = grid, backend, dict(nodes)
@@ -154,6 +155,7 @@ class FlowerTransport(Transport):
         self.stage_timeout, self.poll_interval = float(stage_timeout), float(poll_interval)
         self.after_stage = after_stage
         self.liveness_interval = float(liveness_interval)
+        self.server_context = server_context
         self.record_vectors = bool(record_vectors)
         self.log: list[dict] = []
 
@@ -201,7 +203,8 @@ class FlowerTransport(Transport):
         return replies, failed, polls
 
     def run_round(self, round_no, participants, dropped, weights, global_vec) -> RoundOutput:
-        sr = make_server_round(self.backend, participants, weights, self.dim, rng=self.rng)
+        sr = make_server_round(self.backend, participants, weights, self.dim, rng=self.rng,
+                               server_context=self.server_context)
         alive = set(participants)
         failures: dict[int, str] = {}
         metrics: dict[int, dict] = {}

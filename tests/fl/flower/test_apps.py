@@ -36,9 +36,9 @@ class FakeGrid:
     """Routes each message to the ClientApp of its node, synchronously. ``fail``: node ->
     stage at which it answers with an error (as the SuperLink does for a stopped node)."""
 
-    def __init__(self, n, run_config, fail=None, leave=None):
-        self.ctx = {100 + i: Context(1, 100 + i, {"partition-id": i, "num-partitions": n}, RecordDict(), run_config)
-                    for i in range(n)}
+    def __init__(self, n, run_config, fail=None, leave=None, node_extra=None):
+        self.ctx = {100 + i: Context(1, 100 + i, {"partition-id": i, "num-partitions": n, **(node_extra or {})},
+                                     RecordDict(), run_config) for i in range(n)}
         self.fail = dict(fail or {})
         self.leave = dict(leave or {})  # node -> stage at which it silently leaves the federation
         self.gone = set()
@@ -116,6 +116,24 @@ def test_a_round_the_backend_cannot_finish_is_recorded_as_aborted():
     assert rec["aborted"] is True and "surviving clients" in rec["abort_reason"]
     assert "aborted" in info["transport"][0]
     assert hist["final"]["rounds_aborted"] == 1
+
+
+def test_ckks_over_the_apps_with_provisioned_keys(tmp_path):
+    pytest.importorskip("tenseal")
+    from fl.flower.launch import provision_ckks
+    from privcrypt.rng import DeterministicRandom
+
+    cpath, spath = provision_ckks(tmp_path, rng=DeterministicRandom(1))
+    assert (cpath.stat().st_mode & 0o777) == 0o600
+    cfg = FLConfig(rounds=1, backend="ckks", optimizer="adam", lr=0.005, local_epochs=1, batch_size=32, seed=0)
+    rc = to_run_config(cfg, dataset="digits", num_clients=3, stage_timeout=5.0, node_wait=1.0, poll_interval=0.01,
+                       ckks_server_context=str(spath))
+    grid = FakeGrid(3, rc, node_extra={"ckks-context": str(cpath)})
+    hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
+    rec = hist["rounds"][0]
+    assert rec["aborted"] is False and rec["survivors"] == [0, 1, 2]
+    assert [s["stage"] for s in info["transport"][0]["stages"]] == ["ckks_upload", "ckks_result"]
+    assert "train.ckks_upload" in grid.seen_types and "query.ckks_result" in grid.seen_types
 
 
 def test_run_config_round_trip():

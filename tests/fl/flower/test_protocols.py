@@ -175,3 +175,48 @@ def test_fuzz_state_parser_mutated_valid_state(data):
                            rng=DeterministicRandom(0))
     except PrivcryptError:
         pass
+
+
+def _ckks_round(ups, w, *, drop=(), lie=None, fail=()):
+    pytest.importorskip("tenseal")
+    from privcrypt.secagg.ckks import CkksKeyDealer
+
+    dealer = CkksKeyDealer("n4096-q60", rng=DeterministicRandom(11))
+    secret, public = dealer.client_context(), dealer.server_context()
+    backend = make_aggregator("ckks", rng=DeterministicRandom(12))
+    dim = len(ups[0])
+    sr = make_server_round(backend, sorted(ups), w, dim, rng=DeterministicRandom(13), server_context=public)
+    alive = set(ups) - set(drop)
+    for stage, _ in sr.stages:
+        for c, p in sr.requests(stage, alive).items():
+            if stage == "ckks_result" and c in fail:
+                continue
+            reply, state = client_handle("ckks", stage, None, p, cid=c, dim=dim, update=ups[c],
+                                         rng=DeterministicRandom(c), secret_context=secret,
+                                         params={"mode": "default"})
+            assert state is None
+            if stage == "ckks_result" and c == lie:
+                reply = reply[:-8] + (np.frombuffer(reply[-8:], "<f8") + 1.0).tobytes()
+            sr.receive(stage, c, reply)
+    return sr.finish(), backend
+
+
+def test_ckks_adapter_mean_within_atol_with_a_dropout():
+    ups = _updates(4, 30, seed=3)
+    w = {0: 1.0, 1: 2.0, 2: 1.0, 3: 4.0}
+    res, backend = _ckks_round(ups, w, drop=[3])
+    exact = sum(w[c] * ups[c] for c in (0, 1, 2)) / 4.0
+    assert res.survivors == frozenset({0, 1, 2})
+    assert np.max(np.abs(res.mean - exact)) <= res.stats["atol"]
+    assert res.stats["decryptors"] == [0, 1]
+    sim = backend.aggregate(ups, w, dropped=frozenset({3}))  # its own keys: same bound
+    assert np.max(np.abs(sim.mean - exact)) <= sim.stats["atol"]
+
+
+def test_ckks_adapter_refuses_disagreeing_decryptors_and_survives_one_failing():
+    ups = _updates(3, 8, seed=4)
+    w = {c: 1.0 for c in ups}
+    with pytest.raises(ProtocolAbort):
+        _ckks_round(ups, w, lie=1)
+    res, _ = _ckks_round(ups, w, fail=[0])
+    assert res.stats["decryptors"] == [1]
