@@ -34,6 +34,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> dict:
+    from privcrypt.progress import progress
+
     import gc
     import os
 
@@ -59,7 +61,7 @@ def run(args) -> dict:
             "meets_target": None if target is None else bool(rate >= target),
         })
 
-    for n in sizes:
+    for n in progress(sizes, desc="bench mpc"):
         big = n >= 5 * 10**6
         rep, warm = (1, 0) if big else (3, 1)
         x, y = data_rng.uniform(-1, 1, n), data_rng.uniform(-1, 1, n)

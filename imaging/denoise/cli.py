@@ -26,7 +26,7 @@ def _run(args) -> dict:
 
 
 def add_parsers(image_subparsers) -> None:
-    from .train import add_arguments
+    from .args import add_arguments
 
     p = image_subparsers.add_parser(
         "train-denoiser",
