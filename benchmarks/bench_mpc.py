@@ -28,7 +28,7 @@ TARGETS = {"share+open": 20e6, "mul (online)": 5e6}
 def add_arguments(parser) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10**6, 10**7],
                         help="vector lengths (default 10^6 and 10^7)")
-    parser.add_argument("--parties", type=int, default=3)
+    parser.add_argument("--parties", type=int, default=3, help="SPDZ parties")
     parser.add_argument("--threads", type=int, default=None,
                         help="worker threads of privcrypt.mpc.field (default: CPU count)")
 

@@ -75,13 +75,17 @@ def clip_update(update, clip_norm: float) -> tuple[np.ndarray, float]:
             norm_scaled = _l2_norm(arr)
             arr *= clip_norm / norm_scaled
         else:
-            with np.errstate(under="ignore"):
-                arr *= clip_norm / norm
+            with np.errstate(under="ignore"):  # two steps: clip_norm / norm may underflow
+                arr /= norm
+                arr *= clip_norm
         # Rounding (or entries that became subnormal) may leave the norm a little above
-        # the bound: step every entry towards zero until it is not. Each step shrinks
-        # every nonzero entry, so the loop ends (at worst at the zero vector).
+        # the bound: step every entry one ulp towards zero until it is not (then halve,
+        # so the loop always ends).
+        shrink = 0
         while _l2_norm(arr) > clip_norm:
-            arr = np.nextafter(arr, 0.0)
+            shrink += 1
+            with np.errstate(under="ignore"):
+                arr = np.nextafter(arr, 0.0) if shrink <= 16 else arr * 0.5
     return arr, norm
 
 
