@@ -194,7 +194,6 @@ def _attack_rows(name, img, key, noise_rng) -> list[dict]:
 def run(args) -> dict:
     import statistics
     import time
-    from pathlib import Path
 
     import numpy as np
     from Crypto.Cipher import AES
