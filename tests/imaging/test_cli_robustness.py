@@ -186,3 +186,12 @@ def test_trained_denoiser_is_accepted(env, capsys):
     assert main(["image", "decrypt", "--key", str(key), "--in", str(ct), "--out", str(tmp / "n2.png"),
                  "--denoiser", str(tmp / "junk.pt")]) == 2
     assert "junk.pt" in _err(capsys) and not (tmp / "n2.png").exists()
+
+
+def test_train_denoiser_checks_its_output_first(env, capsys):
+    tmp, _, _ = env
+    (tmp / "m.pt").write_bytes(b"an earlier model")
+    assert main(["image", "train-denoiser", "--out", str(tmp / "m.pt"), "--iters", "1"]) == 2
+    assert "--force" in _err(capsys) and (tmp / "m.pt").read_bytes() == b"an earlier model"
+    assert main(["image", "train-denoiser", "--out", str(tmp / "nodir" / "m.pt"), "--iters", "1"]) == 2
+    assert "does not exist" in _err(capsys)
