@@ -47,8 +47,8 @@ def test_unreachable_target_is_one_clear_error():
 
 def test_budget_spend_is_atomic():
     """Two threads that each fit the budget alone but not together: exactly one wins.
-    The accountant's check is slowed until both threads are inside spend(), which without
-    the lock lets both pass the check before either records its step."""
+    Each check is computed, then held until both threads have one; without the lock both
+    see the empty history and both record a step (overspending)."""
     budget = PrivacyBudget(1.0, 1e-5)
     one = budget.accountant.epsilon_after(1e-5, noise_multiplier=1.0, sample_rate=1.0, steps=1)
     budget = PrivacyBudget(one * 1.01, 1e-5)  # one step fits, two do not
@@ -56,11 +56,12 @@ def test_budget_spend_is_atomic():
     real = budget.accountant.epsilon_after
 
     def slow_epsilon_after(*a, **k):
+        value = real(*a, **k)  # computed from the history as it is now
         try:
             inside.wait(timeout=2.0)  # with the lock the second thread never arrives: time out
         except threading.BrokenBarrierError:
             pass
-        return real(*a, **k)
+        return value
 
     budget.accountant.epsilon_after = slow_epsilon_after
     results = []
