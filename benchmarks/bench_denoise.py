@@ -110,6 +110,8 @@ def _methods(args):
 
 
 def run(args) -> dict:
+    from privcrypt.progress import progress
+
     import time
 
     import numpy as np
@@ -129,7 +131,7 @@ def run(args) -> dict:
     per_image, rows = [], []
     for sigma in sigmas:
         agg = {m: {"psnr": [], "ssim": [], "seconds": []} for m in methods}
-        for n in names:
+        for n in progress(names, desc=f"bench denoise sigma {sigma:g}"):
             noisy = add_noise(clean[n], sigma, n)
             for m, fn in methods.items():
                 t0 = time.perf_counter()

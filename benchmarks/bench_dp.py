@@ -53,6 +53,8 @@ def _opacus(kind, sigma, q):
 
 
 def run(args) -> dict:
+    from privcrypt.progress import progress
+
     import logging
     import warnings
     from importlib import metadata
@@ -66,7 +68,7 @@ def run(args) -> dict:
     peers = {"rdp": {"dp-accounting": _dp_accounting, "opacus": _opacus},
              "pld": {"dp-accounting": _dp_accounting, "opacus-prv": _opacus}}
     rows, targets = [], {"rdp_faster_than_both": True, "pld_not_slower_than_dp_accounting": True}
-    for sigma, q in configs:
+    for sigma, q in progress(configs, desc="bench dp"):
         for kind in ("rdp", "pld"):
             ours = measure(lambda: _ours(kind, sigma, q), repeat=repeat)
             rows.append({"accountant": kind, "sigma": sigma, "q": q, "impl": "privcrypt",

@@ -28,7 +28,7 @@ DESCRIPTION = "CKKS aggregation: privcrypt.he (default, compact) vs FLARE-style 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="model size (float32 values)")
-    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=10, help="clients whose updates are aggregated")
     parser.add_argument("--layers", type=int, default=1, help="baseline: vectors per model")
     parser.add_argument("--clip", type=float, default=1.0, help="compact mode clip bound")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of aggregate/decrypt (median)")

@@ -13,7 +13,8 @@ differential NPCR/UACI with Wu et al.'s pass/fail at alpha = 0.05 (with and with
 NPCR/UACI of two encryptions of the *same* image (what fresh noise alone gives),
 adjacent-pixel correlation, decrypted PSNR/SSIM (denoiser named), key sensitivity,
 encryption and decryption times; and, as the peer, AES-256-GCM (pycryptodome, random
-nonce) on the same image bytes. A figure like the paper's Fig. 4 goes to docs/figures/.
+nonce) on the same image bytes. A figure like the paper's Fig. 4 goes to docs/figures/ on a
+recorded full run (``--write``), to ``--out DIR`` if given, and nowhere otherwise.
 
 Keys and noise come from ``DeterministicRandom`` so that a run is reproducible (benchmark
 use only; the library defaults to the OS-seeded CSPRNG).
@@ -77,7 +78,7 @@ def pass_rates(encrypt_pair, img, positions) -> dict:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--images", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--no-figure", action="store_true", help="do not write docs/figures/")
+    parser.add_argument("--no-figure", action="store_true", help="do not draw the Fig. 4-like figure")
 
 
 def load_images(limit: int | None = None):
@@ -107,18 +108,6 @@ def load_images(limit: int | None = None):
     return out, skipped
 
 
-def _finite(x):
-    import math
-
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return x
-
-
 def _figure(path, name, img, paper_c, paper_d_paper, paper_d_fixed, diff_c) -> str:
     import matplotlib
 
@@ -145,17 +134,27 @@ def _figure(path, name, img, paper_c, paper_d_paper, paper_d_fixed, diff_c) -> s
         axes[1, j].tick_params(labelsize=6)
     fig.suptitle(f"FLEP on {name} (256x256): sigma 25, alpha 0.8, block 2", fontsize=9)
     fig.tight_layout()
+    import io
+    import os
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     try:  # an adaptive palette keeps the PNG small
         from PIL import Image
 
-        with Image.open(path) as im:
-            im.convert("RGB").quantize(colors=64).save(path, optimize=True)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            small = io.BytesIO()
+            im.convert("RGB").quantize(colors=64).save(small, format="png", optimize=True)
+            buf = small
     except ImportError:  # pragma: no cover
         pass
-    return str(path.relative_to(path.parents[2]))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: never a half-written figure
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    return str(path)
 
 
 def _attack_rows(name, img, key, noise_rng) -> list[dict]:
@@ -195,12 +194,12 @@ def _attack_rows(name, img, key, noise_rng) -> list[dict]:
 def run(args) -> dict:
     import statistics
     import time
-    from pathlib import Path
 
     import numpy as np
     from Crypto.Cipher import AES
 
-    from benchmarks.harness import finish, markdown_table, measure
+    from benchmarks.harness import figure_dir, finish, markdown_table, measure
+    from privcrypt.progress import progress
     from imaging import metrics as m
     from imaging.key import FlepKey
     from imaging.pipeline import FlepPipeline, paper_pipeline
@@ -233,7 +232,8 @@ def run(args) -> dict:
     n_pos = 5 if args.quick else 20
     pos_rng = seed.spawn("positions")
     figure = None
-    for idx, (name, img) in enumerate(images):
+    fig_dir = None if args.no_figure else figure_dir(args)
+    for idx, (name, img) in enumerate(progress(images, desc="bench imaging")):
         cp = paper.encrypt(img, rng=noise_rng)
         cd = diff.encrypt(img, rng=noise_rng)
         enc = {
@@ -299,9 +299,8 @@ def run(args) -> dict:
             paper_nf.decrypt(paper_nf.encrypt(img)), img)
         timing.append({"image": name, **{f"encrypt_ms_{k}": 1e3 * v for k, v in enc.items()},
                        "noise_free_round_trip_exact": nf_ok})
-        if idx == 0 and not args.no_figure and not getattr(args, "no_write", False):
-            root = Path(__file__).resolve().parents[1]
-            figure = _figure(root / "docs" / "figures" / "flep_fig4.png", name, img, cp.to_uint8(),
+        if idx == 0 and fig_dir is not None:
+            figure = _figure(fig_dir / "flep_fig4.png", name, img, cp.to_uint8(),
                              outs["paper/paper-order"], outs["paper/fixed-order"], cd.to_uint8())
 
     def med(rows, cfg, field):
@@ -352,7 +351,7 @@ def run(args) -> dict:
         "paper_table1_reported": {"NPCR": "99.5857-99.6295", "UACI": "33.43-33.51", "entropy": "7.997",
                                   "encrypt_s": "1.49-1.53"},
     }
-    data = _finite({
+    data = dict({
         "side": SIDE, "alpha": ALPHA, "images": [n for n, _ in images], "skipped": skipped,
         "configs": {
             "paper": "scramble(block 2) -> DWT blend(alpha 0.8, key-derived carrier) -> AWGN(sigma 25); no diffusion",
@@ -363,6 +362,7 @@ def run(args) -> dict:
         "summary": summary, "table1": table, "differential": differential,
         "identical_plaintexts": identical, "correlation": corr, "decrypted": decrypted,
         "wu_pass_rates": rates, "chosen_plaintext_attack": attack, "key_sensitivity": sens, "timing": timing, "figure": figure,
+        "written": [figure] if figure else [],
     })
     md = [
         "## Table I (paper's shape): NPCR/UACI are differential, with fresh noise per encryption",

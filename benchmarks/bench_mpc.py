@@ -28,12 +28,14 @@ TARGETS = {"share+open": 20e6, "mul (online)": 5e6}
 def add_arguments(parser) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10**6, 10**7],
                         help="vector lengths (default 10^6 and 10^7)")
-    parser.add_argument("--parties", type=int, default=3)
+    parser.add_argument("--parties", type=int, default=3, help="SPDZ parties")
     parser.add_argument("--threads", type=int, default=None,
                         help="worker threads of privcrypt.mpc.field (default: CPU count)")
 
 
 def run(args) -> dict:
+    from privcrypt.progress import progress
+
     import gc
     import os
 
@@ -59,7 +61,7 @@ def run(args) -> dict:
             "meets_target": None if target is None else bool(rate >= target),
         })
 
-    for n in sizes:
+    for n in progress(sizes, desc="bench mpc"):
         big = n >= 5 * 10**6
         rep, warm = (1, 0) if big else (3, 1)
         x, y = data_rng.uniform(-1, 1, n), data_rng.uniform(-1, 1, n)

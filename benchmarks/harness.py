@@ -4,7 +4,10 @@
   process CPU time.
 * :func:`ratio` — ours / baseline, both measured in the same process run.
 * :func:`machine_info` — CPU, cores, Python and key library versions, GPU if any.
-* :func:`write_result` — ``benchmarks/results/<name>.json`` and ``<name>.md``.
+* :func:`write_result` — ``<name>.json`` and ``<name>.md`` into :func:`output_dir`.
+* :func:`output_dir` — where a run may write: ``benchmarks/results/`` only for an explicit
+  full run (``--write``), ``--out DIR`` for any run, else nowhere (quick runs and plain
+  runs never rewrite committed files). Figures: :func:`figure_dir`.
 * :func:`markdown_table` — rows of dicts to a markdown table.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import platform
 import statistics
 import time
@@ -20,6 +24,57 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+FIGURES_DIR = Path(__file__).resolve().parents[1] / "docs" / "figures"
+
+
+def check_output_args(args) -> None:
+    """Refuse a contradictory or unusable output request before any work is done."""
+    write, out = bool(getattr(args, "write", False)), getattr(args, "out", None)
+    if write and getattr(args, "quick", False):
+        raise ValueError("--write records full runs only; drop --quick (or use --out DIR)")
+    if write and out:
+        raise ValueError("give --write or --out DIR, not both")
+    if write and getattr(args, "no_write", False):
+        raise ValueError("--write and --no-write contradict each other")
+    if out is not None:
+        p = Path(out)
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"--out {out} exists and is not a folder")
+        if not p.parent.is_dir():
+            raise ValueError(f"--out {out}: folder {p.parent} does not exist")
+
+
+def output_dir(args) -> Path | None:
+    """The folder this run writes its results to, or None (write nothing)."""
+    if getattr(args, "no_write", False):
+        return None
+    if getattr(args, "out", None):
+        return Path(args.out)
+    if getattr(args, "write", False) and not getattr(args, "quick", False):
+        return RESULTS_DIR
+    return None
+
+
+def figure_dir(args) -> Path | None:
+    """The folder this run writes figures to (``docs/figures`` only with ``--write``)."""
+    base = output_dir(args)
+    if base is None:
+        return None
+    return FIGURES_DIR if base == RESULTS_DIR else base
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to a temporary file next to ``path`` and rename it over ``path``:
+    a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def measure(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> dict:
@@ -102,23 +157,35 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, floatfmt:
     return "\n".join(lines)
 
 
-def write_result(name: str, data: dict, table_md: str = "", *, write: bool = True) -> dict:
-    """Add machine info and a timestamp to ``data``; write ``results/<name>.json`` and
-    ``results/<name>.md`` unless ``write`` is False. Returns the enriched dict."""
+def write_result(name: str, data: dict, table_md: str = "", *, write: bool = True,
+                 folder: Path | None = None) -> dict:
+    """Add machine info and a timestamp to ``data``; write ``<name>.json`` (strict JSON,
+    see :mod:`privcrypt.cli`) and ``<name>.md`` into ``folder`` (default
+    ``benchmarks/results``) unless ``write`` is False. The written paths are added to the
+    returned dict as ``"written"``."""
+    from privcrypt.cli import dumps_strict
+
     data = {"benchmark": name, "machine": machine_info(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), **data}
+    written = list(data.pop("written", []) or [])
     if write:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        (RESULTS_DIR / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+        folder = Path(folder) if folder is not None else RESULTS_DIR
+        atomic_write(folder / f"{name}.json", dumps_strict({**data, "written": written}, indent=2) + "\n")
+        written.append(str(folder / f"{name}.json"))
         if table_md:
-            (RESULTS_DIR / f"{name}.md").write_text(f"# {name}\n\n{table_md}\n")
+            atomic_write(folder / f"{name}.md", f"# {name}\n\n{table_md}\n")
+            written.append(str(folder / f"{name}.md"))
+    data["written"] = written
     return data
 
 
 def finish(name: str, data: dict, table_md: str, args) -> dict | None:
-    """The end of every benchmark's ``run``: write results (unless ``--no-write``), print
-    the markdown table for people, and return the dict for ``--json``."""
-    out = write_result(name, {**data, "table_md": table_md},
-                       table_md, write=not getattr(args, "no_write", False))
+    """The end of every benchmark's ``run``: write results where :func:`output_dir` says
+    (nowhere by default), say on stderr what was written, print the markdown table for
+    people, and return the dict for ``--json``."""
+    folder = output_dir(args)
+    out = write_result(name, {**data, "table_md": table_md}, table_md, write=folder is not None, folder=folder)
+    for path in out["written"]:
+        print(f"wrote {path}", file=sys.stderr)
     if getattr(args, "json", False):
         return out
     print(table_md)

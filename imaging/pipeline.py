@@ -312,6 +312,10 @@ class FlepPipeline:
                 pad = [(0, pshape[0] - y.shape[0]), (0, pshape[1] - y.shape[1])] + [(0, 0)] * (y.ndim - 2)
                 y = np.pad(y, pad, mode="edge")
         y = self.noise.encrypt(y, rng=rng)
+        if not np.all(np.isfinite(y)) or (self.diffuser is None and np.max(np.abs(y)) >= np.finfo(np.float32).max):
+            raise ValueError(
+                f"the cipher is not finite in float32 (sigma={self.noise.sigma:g}, mean={self.noise.mean:g} "
+                "are far too large); nothing was encrypted")
         if self.diffuser is not None:
             data = self.diffuser.encrypt(y)
         else:

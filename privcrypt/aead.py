@@ -1,6 +1,8 @@
 """AES-256-GCM authenticated encryption with the nonce chosen for the caller.
 
-:func:`seal` returns ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; :func:`open`
+:func:`seal` returns ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; :func:`open_sealed`
+(also importable as ``unseal``, and as ``aead.open`` for older callers, which is not exported
+because it would shadow the built-in ``open`` under ``from privcrypt.aead import *``)
 verifies the tag against the key and the associated data before returning anything and
 raises :class:`~privcrypt.exceptions.InvalidTag` on any mismatch (tampered, truncated,
 wrong key, wrong associated data). pycryptodome's ``ValueError("MAC check failed")`` never
@@ -23,7 +25,7 @@ from Crypto.Cipher import AES
 from privcrypt.exceptions import InvalidKey, InvalidTag
 from privcrypt.rng import RandomSource, resolve_rng
 
-__all__ = ["seal", "open", "unseal", "KEY_BYTES", "NONCE_BYTES", "TAG_BYTES", "OVERHEAD"]
+__all__ = ["seal", "open_sealed", "unseal", "KEY_BYTES", "NONCE_BYTES", "TAG_BYTES", "OVERHEAD"]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -49,7 +51,7 @@ def seal(key: bytes, plaintext: bytes, associated_data: bytes = b"", *,
     return nonce + ct + tag
 
 
-def open(key: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:  # noqa: A001
+def open_sealed(key: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:
     """Verify and decrypt :func:`seal` output. Raises ``InvalidTag`` unless the key, the
     associated data and every byte of ``sealed`` are exactly as sealed."""
     key = _check_key(key)
@@ -65,5 +67,8 @@ def open(key: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:  # n
         raise InvalidTag("AES-GCM tag check failed") from None
 
 
-#: Alias of :func:`open` for code that prefers not to shadow the builtin name.
-unseal = open
+#: Aliases of :func:`open_sealed`. ``open`` is kept for existing callers
+#: (``aead.open(...)``) but is not in ``__all__``: a star import must not shadow the
+#: built-in ``open``.
+unseal = open_sealed
+open = open_sealed  # noqa: A001

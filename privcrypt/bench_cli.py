@@ -2,7 +2,11 @@
 
 Benchmarks live in the source checkout (``benchmarks/bench_<name>.py`` next to the
 packages), not in the installed packages: they compare against peer libraries from the
-``bench`` extra and write ``benchmarks/results/<name>.json`` plus a markdown table. Each
+``bench`` extra and print their table (``--json``: one JSON object). They write files only
+when asked: ``--write`` (a full run, never with ``--quick``) records
+``benchmarks/results/<name>.json`` and ``.md`` (and figures under ``docs/figures/``) in the
+checkout; ``--out DIR`` writes the same files into DIR instead. Either way the written
+paths are listed in the result (``"written"``) and on stderr. Each
 script defines ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> dict``, and
 keeps heavy imports inside ``run`` so that ``privcrypt --help`` stays fast.
 """
@@ -56,14 +60,28 @@ def add_parser(sub) -> None:
     names = bench_names()
     if not names:  # installed without a checkout: nothing to run
         return
-    parser = sub.add_parser("bench", help="run a benchmark against its peer; writes benchmarks/results/")
-    bsub = parser.add_subparsers(dest="bench", metavar="NAME")
+    parser = sub.add_parser("bench", help="run a benchmark against its peer (writes files only with --write or --out)")
+    bsub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name in names:
         mod = load_bench(name)
         p = bsub.add_parser(name, help=getattr(mod, "DESCRIPTION", ""))
         p.add_argument("--quick", action="store_true", help="a small run (a minute or less)")
-        p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/")
+        p.add_argument("--write", action="store_true",
+                       help="record a full run in benchmarks/results/ (and docs/figures/) of the checkout")
+        p.add_argument("--out", metavar="DIR", default=None,
+                       help="write the result files into DIR instead (any run, --quick too)")
+        p.add_argument("--no-write", action="store_true",
+                       help="write nothing (the default without --write/--out; kept for old scripts)")
         add_json_flag(p)
         mod.add_arguments(p)
-        p.set_defaults(func=mod.run)
-    parser.set_defaults(func=lambda args: parser.print_help())
+        p.set_defaults(func=_runner(mod.run))
+
+
+def _runner(run):
+    def checked(args):
+        from benchmarks.harness import check_output_args
+
+        check_output_args(args)
+        return run(args)
+
+    return checked

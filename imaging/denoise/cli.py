@@ -10,6 +10,12 @@ from __future__ import annotations
 
 
 def _run(args) -> dict:
+    from imaging.cli import check_output
+
+    # outputs are checked before the (long) work: folder, missing parent, overwrite
+    check_output(args.build_data or args.out, "--build-data" if args.build_data else "--out", force=args.force)
+    if args.info and not args.build_data:
+        check_output(args.info, "--info", force=args.force)
     if args.build_data:
         import numpy as np
 
@@ -26,7 +32,7 @@ def _run(args) -> dict:
 
 
 def add_parsers(image_subparsers) -> None:
-    from .train import add_arguments
+    from .args import add_arguments
 
     p = image_subparsers.add_parser(
         "train-denoiser",
@@ -36,5 +42,6 @@ def add_parsers(image_subparsers) -> None:
     add_arguments(p)
     p.add_argument("--build-data", default=None, metavar="PATH", help="only write the training set (.npz) and exit")
     p.add_argument("--workers", type=int, default=1, help="processes for --build-data")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.add_argument("--json", action="store_true", help="print one strict JSON object on stdout")
     p.set_defaults(func=_run)

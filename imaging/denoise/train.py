@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .args import add_arguments  # noqa: F401 - re-exported (torch-free parser)
 from .model import DnCNN
 
 
@@ -228,32 +229,6 @@ def _cpu_bf16_supported() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sigma", type=float, default=25.0, help="noise sigma on 0-255 (sigma-specific model)")
-    p.add_argument("--sigma-min", type=float, default=None, help="with --sigma-max: a blind model")
-    p.add_argument("--sigma-max", type=float, default=None)
-    p.add_argument("--depth", type=int, default=17)
-    p.add_argument("--features", type=int, default=64)
-    p.add_argument("--data", default=None, help=".npz from build_training_set (default: build a small set now)")
-    p.add_argument("--dead-leaves", type=int, default=64, help="dead-leaves images when building the set")
-    p.add_argument("--patch", type=int, default=48)
-    p.add_argument("--stride", type=int, default=12)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--natural-fraction", type=float, default=0.5)
-    p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--seconds", type=float, default=None)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-min", type=float, default=1e-5)
-    p.add_argument("--init", default=None, help="state_dict to start from (fine-tuning)")
-    p.add_argument("--out", default="dncnn.pt", help="state_dict output (torch.save)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--info", default=None, help="write the training info JSON here")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="auto: bf16 autocast on a GPU or a CPU with native bf16, else fp32")
-    p.add_argument("--ema", type=float, default=None, help="save an EMA of the weights with this decay (e.g. 0.999)")
 
 
 def run_from_args(args) -> dict:

@@ -28,7 +28,8 @@ from privcrypt.dp.pld import DEFAULT_INTERVAL, pld_epsilon
 from privcrypt.dp.rdp import DEFAULT_ORDERS, rdp_poisson_subsampled_gaussian, rdp_to_epsilon
 from privcrypt.exceptions import MalformedInput
 
-__all__ = ["RDPAccountant", "PLDAccountant", "load_accountant", "validate_step"]
+__all__ = ["RDPAccountant", "PLDAccountant", "load_accountant", "validate_step", "SIGMA_NO_PRIVACY",
+           "SIGMA_ACCOUNTED_MAX"]
 
 _FORMAT = "privcrypt.dp.accountant"
 _VERSION = 1
@@ -38,6 +39,30 @@ _MAX_JSON = 16 * 1024 * 1024
 
 #: Largest step count an accountant accepts (step counts stay exact as floats).
 MAX_STEPS = 2**53
+
+#: Noise multipliers below this are accounted as no noise (epsilon ``inf``): the bound at
+#: such a sigma is astronomically large (about 5e12 at 1e-6 for 10 steps) and the
+#: numerics (1/sigma^2) stop being meaningful.
+SIGMA_NO_PRIVACY = 1e-6
+#: Noise multipliers above this are accounted at this value. Epsilon never grows with
+#: more noise (post-processing), so the result is still a valid upper bound (at 1e3,
+#: q = 0.01, 10 steps, delta 1e-5: 0.0035 by RDP, 8e-5 by PLD); past it the RDP quadrature's cost
+#: grows linearly with sigma and sigma^2 eventually overflows.
+SIGMA_ACCOUNTED_MAX = 1e3
+
+
+def _accounted(entries):
+    """The entries with each sigma mapped into the range the accountants compute in:
+    below :data:`SIGMA_NO_PRIVACY` -> 0 (epsilon inf), above
+    :data:`SIGMA_ACCOUNTED_MAX` -> that value (a valid upper bound)."""
+    out = []
+    for sigma, q, steps in entries:
+        if sigma < SIGMA_NO_PRIVACY:
+            sigma = 0.0
+        elif sigma > SIGMA_ACCOUNTED_MAX:
+            sigma = SIGMA_ACCOUNTED_MAX
+        out.append([sigma, q, steps])
+    return out
 
 
 def validate_step(noise_multiplier: float, sample_rate: float, steps: int) -> tuple[float, float, int]:
@@ -101,7 +126,8 @@ class _Accountant:
 
     def get_epsilon(self, delta: float) -> float:
         """Epsilon spent so far at ``delta`` (an upper bound; ``inf`` only if some step
-        had noise_multiplier 0). Raises ``ValueError`` unless 0 < delta < 1."""
+        had noise_multiplier below :data:`SIGMA_NO_PRIVACY`, e.g. 0). Raises
+        ``ValueError`` unless 0 < delta < 1."""
         return self._epsilon_of(self._history, delta)
 
     def epsilon_after(self, delta: float, *, noise_multiplier: float, sample_rate: float, steps: int = 1) -> float:
@@ -215,7 +241,7 @@ class RDPAccountant(_Accountant):
 
     def _total_rdp(self, entries) -> np.ndarray:
         total = self._custom.copy()
-        for sigma, q, steps in entries:
+        for sigma, q, steps in _accounted(entries):
             if steps and q > 0.0:
                 total = total + steps * self._rdp(sigma, q)
         return total
@@ -269,7 +295,7 @@ class PLDAccountant(_Accountant):
         self.interval = interval
 
     def _epsilon_of(self, entries, delta: float) -> float:
-        return pld_epsilon(entries, delta, self.interval)
+        return pld_epsilon(_accounted(entries), delta, self.interval)
 
     def _params(self) -> dict:
         return {"interval": self.interval}

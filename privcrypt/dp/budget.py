@@ -4,13 +4,15 @@
 computes the epsilon the accountant *would* report after the step; if that exceeds the
 budget it raises :class:`~privcrypt.exceptions.PrivacyBudgetExceeded` and records
 nothing, otherwise it records the step. So the released data never depends on a step
-that the budget did not allow. Threat model: the budget protects against the
+that the budget did not allow. ``spend`` is atomic: a lock makes the check and the record
+one step, so concurrent callers (threads) can never jointly overspend. Threat model: the budget protects against the
 *analyst's own* overspending; it is not a defence against a dishonest accountant host.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 from privcrypt.dp.accountants import PLDAccountant, RDPAccountant
 from privcrypt.dp.calibrate import make_accountant
@@ -39,11 +41,13 @@ class PrivacyBudget:
         if not isinstance(accountant, (RDPAccountant, PLDAccountant)):
             raise TypeError("accountant must be 'rdp', 'pld' or an RDP/PLD accountant")
         self.accountant = accountant
+        self._lock = threading.Lock()
 
     @property
     def spent(self) -> float:
         """Epsilon spent so far at the budget's delta."""
-        return self.accountant.get_epsilon(self.delta)
+        with self._lock:
+            return self.accountant.get_epsilon(self.delta)
 
     @property
     def remaining(self) -> float:
@@ -61,13 +65,14 @@ class PrivacyBudget:
 
         Raises ``PrivacyBudgetExceeded`` (recording nothing) if it would overspend.
         """
-        after = self.accountant.epsilon_after(
-            self.delta, noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
-        if after > self.epsilon:
-            raise PrivacyBudgetExceeded(
-                f"step would spend epsilon {after:.6g} > budget {self.epsilon:.6g} at delta {self.delta:g}")
-        self.accountant.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
-        return after
+        with self._lock:  # check and record are one atomic step
+            after = self.accountant.epsilon_after(
+                self.delta, noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
+            if not after <= self.epsilon:
+                raise PrivacyBudgetExceeded(
+                    f"step would spend epsilon {after:.6g} > budget {self.epsilon:.6g} at delta {self.delta:g}")
+            self.accountant.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
+            return after
 
     def __repr__(self) -> str:
         return f"PrivacyBudget(epsilon={self.epsilon}, delta={self.delta}, accountant={self.accountant!r})"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from privcrypt.dp.accountants import PLDAccountant, RDPAccountant, validate_step
+from privcrypt.dp.accountants import (SIGMA_ACCOUNTED_MAX, SIGMA_NO_PRIVACY, PLDAccountant, RDPAccountant,
+                                      validate_step)
 
 __all__ = ["compute_epsilon", "noise_multiplier_for", "make_accountant"]
 
@@ -30,8 +31,10 @@ def compute_epsilon(
 ) -> float:
     """Epsilon after ``steps`` Poisson-subsampled Gaussian steps at ``delta``.
 
-    ``inf`` when noise_multiplier is 0 (and sample_rate, steps > 0): no privacy. Raises
-    ``ValueError``/``TypeError`` for invalid arguments.
+    ``inf`` when noise_multiplier is below ``SIGMA_NO_PRIVACY`` (1e-6; e.g. 0) and
+    sample_rate, steps > 0: no privacy. A noise multiplier above ``SIGMA_ACCOUNTED_MAX``
+    (1e3) is accounted at 1e3, which is still an upper bound. Raises
+    ``ValueError``/``TypeError`` for invalid arguments (negative, NaN or infinite ones).
     """
     acc = make_accountant(accountant)
     acc.step(noise_multiplier=noise_multiplier, sample_rate=sample_rate, steps=steps)
@@ -50,7 +53,8 @@ def noise_multiplier_for(
     """The smallest noise multiplier (to ``rtol`` relative) with epsilon <= ``epsilon``.
 
     Returns 0.0 when nothing is spent (sample_rate 0 or steps 0). Raises ``ValueError``
-    for epsilon <= 0, delta outside (0, 1), or if no sigma up to 1e6 meets the target.
+    for epsilon <= 0, delta outside (0, 1), or if no sigma up to ``SIGMA_ACCOUNTED_MAX``
+    (1e3) meets the target.
     """
     epsilon = float(epsilon)
     if not (epsilon > 0 and math.isfinite(epsilon)):
@@ -71,15 +75,16 @@ def noise_multiplier_for(
     hi, f_hi = 1.0, excess(1.0)
     lo, f_lo = hi, f_hi
     while f_hi > 0:
+        if hi >= SIGMA_ACCOUNTED_MAX:
+            raise ValueError(f"no noise multiplier up to {SIGMA_ACCOUNTED_MAX:g} (the largest the accountants "
+                             f"evaluate) meets epsilon {epsilon:g}")
         lo, f_lo = hi, f_hi
-        hi *= 4.0
-        if hi > 1e6:
-            raise ValueError("no noise multiplier up to 1e6 meets the target epsilon")
+        hi = min(hi * 4.0, SIGMA_ACCOUNTED_MAX)
         f_hi = excess(hi)
     while f_lo <= 0:
         hi, f_hi = lo, f_lo
         lo /= 4.0
-        if lo < 1e-6:  # even almost no noise meets the target
+        if lo < SIGMA_NO_PRIVACY:  # even almost no noise meets the target
             return hi
         f_lo = excess(lo)
     # Invariant: f(lo) > 0 >= f(hi). Work in t = log sigma. Illinois false position,

@@ -13,7 +13,7 @@ def _common(p) -> None:
     p.add_argument("--sample-rate", type=float, required=True, help="Poisson sampling rate q in [0, 1]")
     p.add_argument("--steps", type=int, required=True, help="number of steps T")
     p.add_argument("--delta", type=float, required=True, help="target delta")
-    p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp", help="default: rdp")
+    p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp", help="privacy accountant: rdp (Renyi DP, an upper bound) or pld (privacy loss distribution, tight)")
     add_json_flag(p)
 
 
@@ -37,13 +37,13 @@ def _sigma(args) -> dict:
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("dp", help="differential privacy: epsilon of a run, noise for a target")
-    dsub = parser.add_subparsers(dest="dp_command", metavar="{epsilon,sigma}")
+    dsub = parser.add_subparsers(dest="dp_command", metavar="{epsilon,sigma}", required=True)
     p = dsub.add_parser("epsilon", help="epsilon after T Poisson-subsampled Gaussian steps")
-    p.add_argument("--noise-multiplier", type=float, required=True, help="noise std / clip norm")
+    p.add_argument("--noise-multiplier", type=float, required=True, help="noise std / clip norm (0: no noise, epsilon is infinite)")
     _common(p)
     p.set_defaults(func=_epsilon)
     p = dsub.add_parser("sigma", help="smallest noise multiplier that meets a target epsilon")
     p.add_argument("--epsilon", type=float, required=True, help="target epsilon")
     _common(p)
     p.set_defaults(func=_sigma)
-    parser.set_defaults(func=lambda args: parser.print_help())
+

@@ -21,6 +21,7 @@ guarantee that must survive floating-point attacks needs a discrete Gaussian.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -28,11 +29,15 @@ from privcrypt.rng import RandomSource, resolve_rng
 
 __all__ = ["clip_update", "add_gaussian_noise", "clip_and_noise"]
 
+_NORM_MARGIN = 1.0 + 8 * sys.float_info.epsilon
+
 
 def _check_clip(clip_norm: float) -> float:
     clip_norm = float(clip_norm)
     if not (clip_norm > 0 and math.isfinite(clip_norm)):
         raise ValueError(f"clip_norm must be finite and > 0, got {clip_norm}")
+    if clip_norm < sys.float_info.min:  # subnormal: scaling to it loses the direction
+        raise ValueError(f"clip_norm must be at least {sys.float_info.min:g} (a normal float), got {clip_norm}")
     return clip_norm
 
 
@@ -44,8 +49,17 @@ def _as_float_array(update) -> np.ndarray:
 
 
 def _l2_norm(arr: np.ndarray) -> float:
-    with np.errstate(over="ignore"):  # an overflowing norm is inf, handled by the caller
-        return float(np.linalg.norm(arr.ravel()))
+    """The L2 norm without underflow: entries are scaled by the largest magnitude first,
+    so tiny updates (squares below 1e-308) keep their true norm instead of 0. Overflow
+    gives inf, handled by the caller."""
+    flat = arr.ravel()
+    if flat.size == 0:
+        return 0.0
+    big = float(np.max(np.abs(flat)))
+    if big == 0.0:
+        return 0.0
+    with np.errstate(over="ignore", under="ignore"):
+        return big * float(np.linalg.norm(flat / big))
 
 
 def clip_update(update, clip_norm: float) -> tuple[np.ndarray, float]:
@@ -63,10 +77,17 @@ def clip_update(update, clip_norm: float) -> tuple[np.ndarray, float]:
             norm_scaled = _l2_norm(arr)
             arr *= clip_norm / norm_scaled
         else:
-            arr *= clip_norm / norm
-        # Rounding may leave the norm a few ulp above the bound: shrink until it is not.
-        while float(np.linalg.norm(arr.ravel())) > clip_norm:
-            arr *= 1.0 - 1e-15
+            with np.errstate(under="ignore"):  # two steps: clip_norm / norm may underflow
+                arr /= norm
+                arr *= clip_norm
+        # Rounding (or entries that became subnormal) may leave the norm a little above
+        # the bound: step every entry one ulp towards zero until it is not (then halve,
+        # so the loop always ends).
+        shrink = 0
+        while _l2_norm(arr) * _NORM_MARGIN > clip_norm:  # margin: numpy's norm may round down
+            shrink += 1
+            with np.errstate(under="ignore"):
+                arr = np.nextafter(arr, 0.0) if shrink <= 16 else arr * 0.5
     return arr, norm
 
 
