@@ -61,10 +61,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n-adaptive", type=int, default=None,
                         help="test points for the adaptive evaluation (default 150 quick / 200 full; "
                              "JSMA and CW2 against every model are the slow part)")
-    parser.add_argument("--eval", choices=["transfer", "adaptive", "both"], default="both")
+    parser.add_argument("--eval", choices=["transfer", "adaptive", "both"], default="both",
+                        help="transfer (attacks crafted on the initial model, the paper's setting), adaptive "
+                             "(every model attacked directly) or both")
     parser.add_argument("--reference-fl", action="store_true",
                         help="add FedSim+AdvTrain: FDA3 Algorithms 1-2 simulated in-process (no secagg/DP)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed for data order, model init and attack search")
 
 
 # -- data and models ------------------------------------------------------------------------

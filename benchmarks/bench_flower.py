@@ -2,7 +2,7 @@
 127.0.0.1, :func:`fl.flower.run_flower`) against the in-process simulation
 (:func:`fl.run`), same configuration, same run of this script.
 
-    python benchmarks/bench_flower.py [--clients 3] [--rounds 2] [--backend masking] [--json]
+    privcrypt bench flower [--clients 3] [--rounds 2] [--backend masking] [--json]
 
 Reports, per transport: seconds per round; for Flower also each stage's wall time, the
 number of pull calls and the slowest ClientApp handler (the rest of a stage is Flower's
@@ -11,18 +11,20 @@ own polling and process start-up: see docs/deploy.md).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
+DESCRIPTION = "FL rounds over a loopback Flower federation vs the in-process simulation (wall time per round)"
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--backend", default="masking", choices=("plain", "masking", "ckks"))
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--clients", type=int, default=3, help="SuperNodes / clients")
+    parser.add_argument("--rounds", type=int, default=2, help="FL rounds")
+    parser.add_argument("--backend", default="masking", choices=("plain", "masking", "ckks"),
+                        help="secure aggregation backend")
+
+
+def run(args) -> dict | None:
+    from benchmarks.harness import finish, markdown_table
 
     from fl.config import FLConfig
     from fl.flower.config import Scenario, from_run_config, to_run_config
@@ -59,9 +61,9 @@ def main(argv=None) -> dict:
                        "accuracy": hist.final.get("accuracy")},
     }
     out["ratio_seconds_per_round"] = out["flower"]["seconds_per_round"] / out["simulation"]["seconds_per_round"]
-    print(json.dumps(out, indent=None if args.json else 1))
-    return out
-
-
-if __name__ == "__main__":
-    main()
+    rows = [{"transport": t, "seconds_per_round": out[t]["seconds_per_round"], "accuracy": out[t]["accuracy"]}
+            for t in ("flower", "simulation")]
+    stage_rows = [{"stage": k, "seconds": v["seconds"], "polls": v["polls"], "handler_s_max": v["handler_s_max"]}
+                  for k, v in stages.items()]
+    md = markdown_table(rows) + "\n\nFlower stages (per round):\n\n" + markdown_table(stage_rows)
+    return finish("flower", out, md, args)

@@ -28,7 +28,7 @@ DEPLOY_DEFAULTS = {
     "node_wait": 120.0, "stage_timeout": 120.0, "poll_interval": 0.1, "result_file": "",
     "record_vectors": False, "hold_after": "", "hold_dir": "", "ckks_server_context": "",
 }
-_NESTED = ("backend_params", "aggregator_params")
+_NESTED = ("backend_params", "aggregator_params", "reputation_params")
 
 
 def to_run_config(cfg: FLConfig, **deploy) -> dict:
