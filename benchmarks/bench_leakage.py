@@ -134,17 +134,22 @@ def _figure(path, figs):
     import matplotlib.pyplot as plt
 
     n = len(figs)
-    fig, axes = plt.subplots(2, n, figsize=(1.25 * n, 3.0))
+    ncols = min(n, 9)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(1.2 * ncols, 2.6 * nrows), squeeze=False)
+    for a in axes.ravel():
+        a.set_xticks([])
+        a.set_yticks([])
+        a.set_frame_on(False)
     for j, (name, orig, rec, psnr) in enumerate(figs):
-        axes[0, j].imshow(orig, cmap="gray", vmin=0, vmax=1)
-        axes[1, j].imshow(rec, cmap="gray", vmin=0, vmax=1)
-        axes[0, j].set_title(name.replace("_", " "), fontsize=6)
-        axes[1, j].set_xlabel(f"{psnr:.1f} dB", fontsize=6)
-        for a in axes[:, j]:
-            a.set_xticks([])
-            a.set_yticks([])
-    axes[0, 0].set_ylabel("original", fontsize=7)
-    axes[1, 0].set_ylabel("reconstructed", fontsize=7)
+        r, c = 2 * (j // ncols), j % ncols
+        axes[r, c].imshow(orig, cmap="gray", vmin=0, vmax=1)
+        axes[r + 1, c].imshow(rec, cmap="gray", vmin=0, vmax=1)
+        axes[r, c].set_title(name.replace("_", " "), fontsize=6)
+        axes[r + 1, c].set_xlabel(f"{psnr:.1f} dB", fontsize=6)
+    for r in range(nrows):
+        axes[2 * r, 0].set_ylabel("original", fontsize=6)
+        axes[2 * r + 1, 0].set_ylabel("reconstructed", fontsize=6)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
