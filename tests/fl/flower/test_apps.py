@@ -73,19 +73,21 @@ class FakeGrid:
         return [self.replies.pop(i) for i in list(ids) if i in self.replies]
 
 
-def _run_config(**kw):
+def _run_config(n=3, **kw):
     cfg = FLConfig(rounds=1, backend="masking", optimizer="adam", lr=0.005, local_epochs=1, batch_size=32,
                    backend_params={"rounding": "nearest"}, seed=0)
-    return to_run_config(cfg, dataset="digits", num_clients=3, stage_timeout=5.0, node_wait=1.0,
+    return to_run_config(cfg, dataset="digits", num_clients=n, stage_timeout=5.0, node_wait=1.0,
                          poll_interval=0.01, record_vectors=True, **kw)
 
 
 def test_serverapp_over_fake_grid_drops_a_failed_node_and_wipes_client_secrets():
-    rc = _run_config()
-    grid = FakeGrid(3, rc, fail={102: "masked_input"})
+    # 4 nodes: the hardened masking client sends its masked input only while t = 2 of its
+    # other neighbours remain, so a 3-client round (k = 2, t = 2) cannot lose one; 4 (k = 3) can
+    rc = _run_config(4)
+    grid = FakeGrid(4, rc, fail={102: "masked_input"})
     hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
     rec = hist["rounds"][0]
-    assert rec["aborted"] is False and rec["survivors"] == [0, 1] and rec["dropped"] == []
+    assert rec["aborted"] is False and rec["survivors"] == [0, 1, 3] and rec["dropped"] == []
     assert "masked_input" in info["transport"][0]["failures"][2]
     assert "train.masked_input" in grid.seen_types and "query.advertise_keys" in grid.seen_types
     for node, ctx in grid.ctx.items():
