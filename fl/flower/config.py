@@ -30,7 +30,11 @@ DEPLOY_DEFAULTS = {
     "record_vectors": False, "hold_after": "", "hold_dir": "", "ckks_server_context": "",
     "enrolment_file": "",
 }
-_NESTED = ("backend_params", "aggregator_params")
+import dataclasses as _dc
+
+#: FLConfig's table fields (dicts), flattened as ``name.key`` in the run config
+_NESTED = tuple(f.name for f in _dc.fields(FLConfig)
+                if f.default_factory is dict or f.type in (dict, "dict"))
 
 
 def to_run_config(cfg: FLConfig, **deploy) -> dict:

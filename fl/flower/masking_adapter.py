@@ -48,9 +48,6 @@ class MaskingServerRound:
         ids = sorted(participants)
         if ids[0] < 0 or ids[-1] > MAX_ID:
             raise ValueError(f"client ids must be in [0, {MAX_ID}]")
-        if len(ids) < backend.min_clients:
-            raise ProtocolAbort(f"{len(ids)} participants, min_clients={backend.min_clients}",
-                                stage=_mk.ADVERTISE)
         backend.quantizer.check_sum_fits(len(ids), 2**backend.modulus_bits)  # overflow guard first
         self.authenticated = bool(backend.authenticated)
         enrol = None
