@@ -97,7 +97,8 @@ def test_masking_two_rounds_one_node_stopped_after_key_agreement(tmp_path):
         surv = rec["survivors"]
         updates = {c: (pipeline.run(c, *clients[c], g, r, rng=DeterministicRandom(r))[0] if c in surv
                        else np.zeros_like(g)) for c in weights}
-        backend = make_backend(cfg2, bound, DeterministicRandom(100 + r))
+        backend = make_backend(cfg2, bound, DeterministicRandom(100 + r),
+                               weight_ratio=max(weights.values()) / min(weights.values()))
         sim = backend.aggregate(updates, weights, dropped=frozenset(set(weights) - set(surv)))
         assert sorted(sim.survivors) == surv
         flower_mean = np.asarray(rec["mean"])
