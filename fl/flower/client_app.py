@@ -1,6 +1,7 @@
 """The Flower ClientApp: one handler per protocol stage (``query.hello``, then per round
 ``query.advertise_keys``, ``query.share_keys``, ``train.masked_input``,
-``query.unmasking`` for masking, ``train.plain_input`` for plain).
+``query.unmasking`` for masking, with ``query.consistency_check`` before unmasking in its
+authenticated mode, ``train.plain_input`` for plain).
 
 The SuperNode may start a fresh ClientApp process for every message, so everything a
 client needs between stages lives in ``context.state`` (which the SuperNode keeps in its
@@ -10,8 +11,8 @@ memory for the run and hands to each ClientApp process):
   size), ``n_examples``. Not secret.
 * ``pc_round`` (ConfigRecord, one round only): ``round``, ``stage`` and ``state``, the
   backend's client state as explicit bytes (:func:`fl.flower.protocols.dump_masking_state`:
-  the round's two X25519 secret keys, the self-mask seed, the neighbours' public keys and
-  the Shamir shares this client holds). SECRET. It is written after ``advertise_keys``,
+  the round's two X25519 secret keys, the self-mask seed, the neighbours' public keys,
+  the Shamir shares this client holds and the round's public id sets). SECRET. It is written after ``advertise_keys``,
   replaced after each stage, and deleted after the ``unmasking`` reply, when a handler
   fails, and when a new round starts. If the SuperLink aborts a round after key set-up, the
   record stays in the SuperNode's memory until the next round's first stage or the end of
