@@ -1,6 +1,7 @@
 """The Flower ClientApp: one handler per protocol stage (``query.hello``, then per round
 ``query.advertise_keys``, ``query.share_keys``, ``train.masked_input``,
-``query.unmasking`` for masking, ``train.plain_input`` for plain).
+``query.unmasking`` for masking, with ``query.consistency_check`` before unmasking in its
+authenticated mode, ``train.plain_input`` for plain).
 
 The SuperNode may start a fresh ClientApp process for every message, so everything a
 client needs between stages lives in ``context.state`` (which the SuperNode keeps in its
@@ -10,8 +11,8 @@ memory for the run and hands to each ClientApp process):
   size), ``n_examples``. Not secret.
 * ``pc_round`` (ConfigRecord, one round only): ``round``, ``stage`` and ``state``, the
   backend's client state as explicit bytes (:func:`fl.flower.protocols.dump_masking_state`:
-  the round's two X25519 secret keys, the self-mask seed, the neighbours' public keys and
-  the Shamir shares this client holds). SECRET. It is written after ``advertise_keys``,
+  the round's two X25519 secret keys, the self-mask seed, the neighbours' public keys,
+  the Shamir shares this client holds and the round's public id sets). SECRET. It is written after ``advertise_keys``,
   replaced after each stage, and deleted after the ``unmasking`` reply, when a handler
   fails, and when a new round starts. If the SuperLink aborts a round after key set-up, the
   record stays in the SuperNode's memory until the next round's first stage or the end of
@@ -24,6 +25,12 @@ the built-in data set named by the run config (:class:`fl.flower.config.Scenario
 Torch is imported only in the input stage, so the key-agreement stages start fast.
 ``ckks``: the node's provisioned secret context is read from the file named by the node
 config key ``ckks-context`` (:func:`fl.flower.launch.provision_ckks` writes them).
+Authenticated ``masking``: the node's Ed25519 identity is read from the file named by the
+node config key ``identity-key`` (32 raw bytes, SECRET) and the enrolment (every client's
+public key) from ``enrolment`` (:func:`privcrypt.identity.save_enrolment` format;
+:func:`fl.flower.launch.provision_identities` writes both). A node with an ``identity-key``
+always runs the authenticated mode: it refuses a round the server announces as
+unauthenticated, whatever the run config says.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fl.flower.config import Scenario, from_run_config
-from fl.flower.protocols import INPUT_STAGE, STAGES, client_handle
+from fl.flower.protocols import INPUT_STAGE, MASKING_AUTH_STAGES, STAGES, client_handle
 from privcrypt.exceptions import MalformedInput
 from privcrypt.rng import resolve_rng
 from privcrypt.wire import unpack_array
@@ -128,6 +135,35 @@ def _ckks_extra(context: Context, cfg) -> dict:
                                                  "bits": bp.get("bits", 16)}}
 
 
+def _masking_extra(context: Context, cfg, cid: int) -> dict:
+    """masking: ``strict`` from the run config and, when the node config names an
+    ``identity-key``, this node's identity and the enrolment (authenticated mode)."""
+    from privcrypt.exceptions import UnsupportedParameters
+
+    bp = cfg.backend_params
+    out = {"strict": bool(bp.get("strict", False))}
+    key_path = context.node_config.get("identity-key")
+    if not key_path:
+        if bp.get("authenticated"):
+            raise UnsupportedParameters("authenticated masking needs this node's Ed25519 identity: --node-config "
+                                        "'identity-key=\"/path/key\" enrolment=\"/path/enrolment.json\"'")
+        return out
+    from privcrypt.identity import IdentityKey, load_enrolment
+    enrol_path = context.node_config.get("enrolment")
+    if not enrol_path:
+        raise UnsupportedParameters("node config names an identity-key but no enrolment file")
+    with open(str(key_path), "rb") as fh:
+        seed = fh.read()
+    if len(seed) != 32:
+        raise ValueError(f"identity key file {key_path} must hold 32 raw bytes")
+    identity = IdentityKey(seed)
+    enrolment = load_enrolment(str(enrol_path))
+    if enrolment.get(cid) != identity.public:
+        raise ValueError(f"the enrolment does not list this node's identity for client {cid}")
+    out.update(identity=identity, enrolment=enrolment)
+    return out
+
+
 def _parse_request(msg: Message, stage: str, dim: int, with_model: bool):
     content = msg.content
     names = set(content.keys())
@@ -170,7 +206,8 @@ def _stage_handler(backend: str, stage: str):
             update, metrics = None, None
             if is_input:
                 update, metrics = _train(context, cid, global_vec, round_no, rng)
-            extra = _ckks_extra(context, cfg) if backend == "ckks" else {}
+            extra = (_ckks_extra(context, cfg) if backend == "ckks"
+                     else _masking_extra(context, cfg, cid) if backend == "masking" else {})
             reply, new_state = client_handle(backend, stage, state, payload, cid=cid, dim=dim, update=update,
                                              rounding=cfg.backend_params.get("rounding", "stochastic"), rng=rng,
                                              **extra)
@@ -196,7 +233,7 @@ def _stage_handler(backend: str, stage: str):
 
 
 _seen: set = set()
-for _backend, _stages in STAGES.items():
+for _backend, _stages in (*STAGES.items(), ("masking", MASKING_AUTH_STAGES)):
     for _stage, _category in _stages:
         if _stage in _seen:
             continue

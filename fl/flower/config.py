@@ -14,7 +14,8 @@ none), ``record_vectors`` (write each round's global vector and aggregate into i
 tests), ``hold_after`` / ``hold_dir`` (fault injection: after stage ``"R.stage"`` the
 ServerApp writes ``hold_dir/held`` and waits up to ``node_wait`` s for
 ``hold_dir/release``); ``ckks_server_context`` (ckks: path of the provisioned public
-context on the SuperLink's machine).
+context on the SuperLink's machine); ``enrolment_file`` (authenticated masking: path of the
+enrolment, every client's Ed25519 public key, on the SuperLink's machine).
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ DEPLOY_DEFAULTS = {
     "dataset": "digits", "partition": "", "alpha": 0.5, "model": "", "num_clients": 3,
     "node_wait": 120.0, "stage_timeout": 120.0, "poll_interval": 0.1, "result_file": "",
     "record_vectors": False, "hold_after": "", "hold_dir": "", "ckks_server_context": "",
+    "enrolment_file": "",
 }
-_NESTED = ("backend_params", "aggregator_params", "reputation_params")
+import dataclasses as _dc
+
+#: FLConfig's table fields (dicts), flattened as ``name.key`` in the run config
+_NESTED = tuple(f.name for f in _dc.fields(FLConfig)
+                if f.default_factory is dict or f.type in (dict, "dict"))
 
 
 def to_run_config(cfg: FLConfig, **deploy) -> dict:

@@ -32,7 +32,8 @@ from pathlib import Path
 from fl.config import FLConfig
 from fl.flower.config import to_run_config
 
-__all__ = ["LocalFederation", "run_flower", "free_port", "write_app", "group_alive", "provision_ckks"]
+__all__ = ["LocalFederation", "run_flower", "free_port", "write_app", "group_alive", "provision_ckks",
+           "provision_identities"]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the checkout that holds fl/ and privcrypt/
 
@@ -127,6 +128,8 @@ class LocalFederation:
         self.procs: dict[str, subprocess.Popen] = {}
         #: extra ``--node-config`` entries for every SuperNode (e.g. ``ckks-context``)
         self.node_config_extra: dict[str, str] = {}
+        #: extra ``--node-config`` entries for SuperNode ``i`` only (e.g. ``identity-key``)
+        self.node_config_per_node: dict[int, dict[str, str]] = {}
         self.port = None
         self.env = dict(os.environ)
         self.env.update(FLWR_HOME=str(self.home), FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1",
@@ -181,7 +184,8 @@ class LocalFederation:
                                            str(free_port()), "--node-config",
                                            " ".join([f"partition-id={i} num-partitions={self.n}",
                                                      *(f"{k}={json.dumps(v)}" for k, v in
-                                                       self.node_config_extra.items())])])
+                                                       {**self.node_config_extra,
+                                                        **self.node_config_per_node.get(i, {})}.items())])])
         return self
 
     def pid(self, name: str) -> int:
@@ -296,6 +300,11 @@ def run_flower(cfg: FLConfig, dataset: str = "digits", n_clients: int = 3, *, pa
                                           max_clients=bp.get("max_clients", 256))
             fed.node_config_extra["ckks-context"] = str(cpath)
             rc["ckks_server_context"] = str(spath)
+        if cfg.backend == "masking" and cfg.backend_params.get("authenticated"):
+            keys, epath = provision_identities(fed.dir, n_clients)
+            for i, kp in enumerate(keys):
+                fed.node_config_per_node[i] = {"identity-key": str(kp), "enrolment": str(epath)}
+            rc["enrolment_file"] = str(epath)
         fed.start()
         t0 = time.perf_counter()
         res = fed.wait_result(fed.submit(rc), timeout)
@@ -322,3 +331,27 @@ def provision_ckks(out_dir, params: str = "n4096-q60", *, max_clients: int = 256
         fh.write(dealer.client_context())
     spath.write_bytes(dealer.server_context())
     return cpath, spath
+
+
+def provision_identities(out_dir, n_clients: int, *, rng=None) -> tuple[list[Path], Path]:
+    """Ed25519 identities for a loopback federation's authenticated masking: writes
+    ``identity-I.key`` (client I's 32-byte private seed, SECRET, mode 0600) and
+    ``enrolment.json`` (every client's public key, :func:`privcrypt.identity.save_enrolment`)
+    into ``out_dir``. On several machines, generate each node's key on that node and collect
+    only the public keys into the enrolment, which every node and the SuperLink read."""
+    from privcrypt.identity import IdentityKey, save_enrolment
+    from privcrypt.rng import child_rng, resolve_rng
+
+    base = resolve_rng(rng)
+    out, paths, enrol = Path(out_dir), [], {}
+    for i in range(int(n_clients)):
+        key = IdentityKey.generate(rng=child_rng(base, f"identity-{i}"))
+        path = out / f"identity-{i}.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes())
+        paths.append(path)
+        enrol[i] = key.public
+    epath = out / "enrolment.json"
+    save_enrolment(epath, enrol)
+    return paths, epath

@@ -24,10 +24,10 @@ The stage where the client's update is needed (``INPUT_STAGE``) is the only stag
 ClientApp trains in, so a client that fails before it never trains (simulation: "silent
 after key set-up").
 
-Porting note for the hardened masking API (feat/masking): everything masking-specific is
-in ``_MaskingServerRound``, ``_dump_masking``/``_load_masking`` and ``_masking_handle``;
-the stage list, the per-stage server calls and the client fields to persist are the only
-things to update.
+Everything masking-specific (the hardened ``privcrypt.secagg.masking`` package, its
+authenticated mode and the client state layout) is in :mod:`fl.flower.masking_adapter`.
+The authenticated masking round has one more stage (``query.consistency_check``, see
+``MASKING_AUTH_STAGES``); a server round's own ``stages`` attribute is authoritative.
 """
 
 from __future__ import annotations
@@ -36,19 +36,20 @@ import struct
 
 import numpy as np
 
-from privcrypt.exceptions import InvalidKey, MalformedInput, ProtocolAbort
-from privcrypt.kex import KeyPair
+from fl.flower.masking_adapter import (MASKING_AUTH_STAGES, MASKING_STAGES, MaskingServerRound,
+                                       dump_masking_state, load_masking_state, masking_handle)
+from privcrypt.exceptions import MalformedInput, ProtocolAbort
 from privcrypt.secagg import masking as _mk
 from privcrypt.secagg import plain as _pl
 from privcrypt.secagg.base import AggregationResult
 
-__all__ = ["STAGES", "INPUT_STAGE", "ServerRound", "make_server_round", "client_handle",
+__all__ = ["STAGES", "INPUT_STAGE", "MASKING_AUTH_STAGES", "ServerRound", "make_server_round", "client_handle",
            "dump_masking_state", "load_masking_state"]
 
 #: backend -> ordered ``(stage, Flower message category)``
 STAGES = {
     "plain": (("plain_input", "train"),),
-    "masking": ((_mk.ADVERTISE, "query"), (_mk.SHARE, "query"), (_mk.MASKED, "train"), (_mk.UNMASK, "query")),
+    "masking": MASKING_STAGES,  # authenticated: MASKING_AUTH_STAGES
     "ckks": (("ckks_upload", "train"), ("ckks_result", "query")),
 }
 #: backend -> the stage whose request carries the global model and whose reply carries
@@ -122,63 +123,6 @@ class _PlainServerRound(ServerRound):
         return dict(self._updates)
 
 
-class _MaskingServerRound(ServerRound):
-    """``masking`` on main's API: the calls ``privcrypt.secagg.masking.run_round`` makes,
-    one stage at a time; ``finish`` is the tail of ``MaskingAggregator.aggregate``."""
-
-    stages = STAGES["masking"]
-
-    def __init__(self, backend, participants, weights, dim, rng):
-        ids = sorted(participants)
-        if ids[0] < 0 or ids[-1] > _mk._MAX_ID:
-            raise ValueError(f"client ids must be in [0, {_mk._MAX_ID}]")
-        backend.quantizer.check_sum_fits(len(ids), 2**backend.modulus_bits)  # overflow guard first
-        self.k, self.t = backend.round_parameters(len(ids))
-        self.backend = backend
-        self.round_id = rng.bytes(16)
-        self.server = _mk.MaskingServer(self.round_id, ids, dim, clip=backend.clip, bits=backend.bits,
-                                        modulus_bits=backend.modulus_bits, degree=self.k, threshold=self.t,
-                                        weights={c: weights[c] for c in ids}, min_clients=backend.min_clients)
-        self.bytes_up = self.bytes_down = 0
-
-    def requests(self, stage, alive):
-        s = self.server
-        if stage == _mk.ADVERTISE:
-            out = {c: s.config_message(c) for c in s.ids}
-        elif stage == _mk.SHARE:
-            out = s.neighbour_messages()
-        elif stage == _mk.MASKED:
-            out = s.routed_messages()
-        else:
-            out = s.unmask_requests()
-        out = {c: m for c, m in out.items() if c in alive}
-        self.bytes_down += sum(len(m) for m in out.values())
-        return out
-
-    def receive(self, stage, cid, reply):
-        s = self.server
-        try:
-            m = _mk.Message.decode(reply, round_id=self.round_id, stage=stage)
-            if m.sender != cid:
-                raise MalformedInput(f"reply from client {cid} names sender {m.sender}")
-            {_mk.ADVERTISE: s.receive_keys, _mk.SHARE: s.receive_shares,
-             _mk.MASKED: s.receive_masked, _mk.UNMASK: s.receive_unmask}[stage](reply)
-        except (MalformedInput, ValueError) as exc:
-            raise _reject(exc) from None
-        self.bytes_up += len(reply)
-
-    def finish(self):
-        s, b = self.server, self.backend
-        if s.stage != _mk.UNMASK:  # unmask_requests never ran: a stage before it failed
-            raise ProtocolAbort("round did not reach unmasking", stage=str(s.stage))
-        qsum = s.finish()
-        n_surv, wsum = len(s.u3), s.survivors_weight()
-        mean = b.quantizer.dequantize_sum(qsum, n_surv) / wsum
-        stats = {"degree": self.k, "threshold": self.t, "round_id": self.round_id.hex(),
-                 "atol": b.atol * n_surv / wsum}
-        return AggregationResult(mean, self.bytes_up, self.bytes_down, frozenset(s.u3), stats)
-
-
 class _CkksServerRound(ServerRound):
     """``ckks``: stage 1 each client uploads ``Enc(w_u x_u)`` (request: round id || its
     normalized weight as float64); the server adds the ciphertexts (``CkksServer``); stage 2
@@ -244,146 +188,23 @@ class _CkksServerRound(ServerRound):
                                  {"atol": bound, "decryptors": sorted(self.answers)})
 
 
-def make_server_round(backend, participants, weights, dim: int, *, rng, server_context: bytes | None = None
-                      ) -> ServerRound:
+def make_server_round(backend, participants, weights, dim: int, *, rng, server_context: bytes | None = None,
+                      enrolment: dict | None = None) -> ServerRound:
     """The server half of one round for ``backend`` (an aggregator from
     :func:`fl.server.make_backend`); ``server_context``: ckks's provisioned public
-    context. Raises ``ValueError`` for a backend without an adapter (spdz)."""
-    cls = {"plain": _PlainServerRound, "masking": _MaskingServerRound, "ckks": _CkksServerRound}.get(backend.name)
+    context; ``enrolment``: ``{client id: Ed25519 public key}`` for authenticated masking
+    (required there). Raises ``ValueError`` for a backend without an adapter (spdz)."""
+    cls = {"plain": _PlainServerRound, "masking": MaskingServerRound, "ckks": _CkksServerRound}.get(backend.name)
     if cls is None:
         raise ValueError(f"backend {backend.name!r} has no Flower adapter yet (plain, masking, ckks)")
     if backend.name == "ckks":
         return cls(backend, participants, weights, dim, rng, server_context)
+    if backend.name == "masking":
+        return cls(backend, participants, weights, dim, rng, enrolment)
     return cls(backend, participants, weights, dim, rng)
 
 
 # -- client half ---------------------------------------------------------------------------
-
-_MAGIC = b"PCFS1"  # privcrypt flower state, version 1
-
-
-class _Reader:
-    """Bounds-checked reads from a state buffer; anything off raises MalformedInput."""
-
-    def __init__(self, buf: bytes):
-        if not isinstance(buf, (bytes, bytearray, memoryview)):
-            raise MalformedInput("state is not bytes")
-        self.mv, self.off = memoryview(bytes(buf)), 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.off + n > len(self.mv):
-            raise MalformedInput("client state truncated")
-        out = bytes(self.mv[self.off:self.off + n])
-        self.off += n
-        return out
-
-    def u32(self) -> int:
-        return struct.unpack("<I", self.take(4))[0]
-
-    def blob(self) -> bytes:
-        return self.take(self.u32())
-
-    def done(self) -> None:
-        if self.off != len(self.mv):
-            raise MalformedInput("trailing bytes in client state")
-
-
-def _blob(b: bytes) -> bytes:
-    return struct.pack("<I", len(b)) + b
-
-
-def dump_masking_state(c: _mk.MaskingClient) -> bytes:
-    """Serialize a :class:`privcrypt.secagg.masking.MaskingClient` between stages: the
-    fields each stage method reads (round id, round configuration, the two X25519 secret
-    keys, the self-mask seed, neighbours' public keys, the Shamir shares it holds, the set
-    of neighbours that shared). The update itself is never stored (it is set right before
-    ``masked_input``). SECRET: handle like the keys it contains."""
-    stage = c._stage
-    out = [_MAGIC, struct.pack("<IBBI", c.cid, stage, 0 if c._rounding == "stochastic" else 1, c.n_clipped)]
-    out.append(c.round_id)
-    out.append(_blob(c.cfg.encode()))
-    out.append(c._c.private_bytes() + c._s.private_bytes())
-    if stage >= 2:
-        out.append(c._b)
-        out.append(struct.pack("<I", len(c.c_pk)))
-        for v in sorted(c.c_pk):
-            out.append(struct.pack("<I", v) + c.c_pk[v] + c.s_pk[v])
-        out.append(struct.pack("<I", len(c.held)))
-        for o in sorted(c.held):
-            s_sh, b_sh = c.held[o]
-            out.append(struct.pack("<I", o) + s_sh.to_bytes(33, "big") + b_sh.to_bytes(33, "big"))
-    if stage >= 3:
-        u2 = sorted(c.u2)
-        out.append(struct.pack(f"<I{len(u2)}I", len(u2), *u2))
-    return b"".join(out)
-
-
-def load_masking_state(buf: bytes, *, dim: int, rng) -> _mk.MaskingClient:
-    """Inverse of :func:`dump_masking_state`. Raises ``MalformedInput`` for anything off
-    (truncation, trailing bytes, bad keys, a stage it does not know)."""
-    r = _Reader(buf)
-    if r.take(len(_MAGIC)) != _MAGIC:
-        raise MalformedInput("not a masking client state")
-    cid, stage, rounding, n_clipped = struct.unpack("<IBBI", r.take(10))
-    if not 1 <= stage <= 3 or rounding > 1:
-        raise MalformedInput("bad stage or rounding in client state")
-    c = _mk.MaskingClient(cid, np.zeros(dim), rng=rng, rounding=("stochastic", "nearest")[rounding])
-    c._stage, c.n_clipped = stage, n_clipped
-    c.round_id = r.take(16)
-    try:
-        c.cfg = _mk.RoundConfig.decode(r.blob())
-    except ValueError as exc:  # main's RoundConfig.decode lets the overflow guard's ValueError out
-        raise MalformedInput(f"bad round configuration in client state: {exc}") from None
-    if c.cfg.dim != dim:
-        raise MalformedInput("client state is for a model of another size")
-    try:
-        c._c = KeyPair.from_private_bytes(r.take(32))
-        c._s = KeyPair.from_private_bytes(r.take(32))
-    except (InvalidKey, ValueError, TypeError):
-        raise MalformedInput("bad key in client state") from None
-    if stage >= 2:
-        c._b = r.take(32)
-        c.c_pk, c.s_pk = {}, {}
-        for _ in range(r.u32()):
-            (v,) = struct.unpack("<I", r.take(4))
-            if v in c.c_pk:
-                raise MalformedInput("repeated neighbour in client state")
-            c.c_pk[v], c.s_pk[v] = r.take(32), r.take(32)
-        c.held = {}
-        for _ in range(r.u32()):
-            (o,) = struct.unpack("<I", r.take(4))
-            if o in c.held:
-                raise MalformedInput("repeated share owner in client state")
-            c.held[o] = (int.from_bytes(r.take(33), "big"), int.from_bytes(r.take(33), "big"))
-    if stage >= 3:
-        n = r.u32()
-        c.u2 = frozenset(struct.unpack(f"<{n}I", r.take(4 * n)))
-    r.done()
-    return c
-
-
-def _masking_handle(stage, state, payload, *, cid, dim, update, rounding, rng):
-    if stage == _mk.ADVERTISE:  # a new round: any state left from an aborted round is dropped
-        c = _mk.MaskingClient(cid, np.zeros(dim), rng=rng, rounding=rounding)
-        reply = c.advertise_keys(payload)
-    else:
-        if state is None:
-            raise ProtocolAbort(f"client {cid}: no state for stage {stage}", stage=stage)
-        c = load_masking_state(state, dim=dim, rng=rng)
-        if stage == _mk.SHARE:
-            reply = c.share_keys(payload)
-        elif stage == _mk.MASKED:
-            if update is None or np.shape(update) != (dim,):
-                raise ValueError("the masked_input stage needs the client's update of the model's size")
-            c._x = np.asarray(update, dtype=np.float64)  # main's MaskingClient keeps it here
-            reply = c.masked_input(payload)
-            c._x = None
-        elif stage == _mk.UNMASK:
-            return c.unmask(payload), None  # round over: the caller wipes the state
-        else:
-            raise MalformedInput(f"unknown masking stage {stage!r}")
-    return reply, dump_masking_state(c)
-
 
 def _plain_handle(stage, state, payload, *, cid, dim, update, rounding, rng):
     if stage != "plain_input":
@@ -423,18 +244,25 @@ def _ckks_handle(stage, state, payload, *, cid, dim, update, rounding, rng, secr
 
 def client_handle(backend: str, stage: str, state: bytes | None, payload: bytes, *, cid: int, dim: int,
                   update: np.ndarray | None = None, rounding: str = "stochastic", rng=None,
-                  secret_context: bytes | None = None, params: dict | None = None):
+                  secret_context: bytes | None = None, params: dict | None = None, identity=None,
+                  enrolment: dict | None = None, strict: bool = False):
     """The client half: run ``stage`` of ``backend`` for client ``cid`` on the server's
     ``payload`` bytes, restoring the protocol state from ``state``. Returns ``(reply_bytes,
     new_state)``; ``new_state`` is ``None`` when the round is over for this client (wipe
     it). ``update`` is needed at ``INPUT_STAGE[backend]`` only. ckks: ``secret_context``
-    (this node's provisioned key) and ``params`` (``mode``, ``clip``, ``bits``). Errors:
+    (this node's provisioned key) and ``params`` (``mode``, ``clip``, ``bits``). masking:
+    ``identity`` (this node's :class:`privcrypt.identity.IdentityKey`) and ``enrolment``
+    switch on the authenticated mode (the client then refuses unauthenticated rounds);
+    ``strict`` refuses to clip (``ValueError``). Errors:
     ``PrivcryptError`` for anything wrong in the bytes (the ClientApp turns it into an
     error reply)."""
     if backend == "ckks":
         return _ckks_handle(stage, state, payload, cid=cid, dim=dim, update=update, rounding=rounding, rng=rng,
                             secret_context=secret_context, params=params)
-    h = {"plain": _plain_handle, "masking": _masking_handle}.get(backend)
+    if backend == "masking":
+        return masking_handle(stage, state, payload, cid=cid, dim=dim, update=update, rounding=rounding, rng=rng,
+                              identity=identity, enrolment=enrolment, strict=strict)
+    h = {"plain": _plain_handle}.get(backend)
     if h is None:
         raise ValueError(f"backend {backend!r} has no Flower adapter yet (plain, masking, ckks)")
     return h(stage, state, payload, cid=cid, dim=dim, update=update, rounding=rounding, rng=rng)

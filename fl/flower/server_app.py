@@ -86,6 +86,13 @@ def serve_flower(grid: Grid, context: Context) -> tuple[dict, dict]:
         if not deploy["ckks_server_context"]:
             raise ValueError("ckks needs run config ckks_server_context = path of the provisioned public context")
         server_context = Path(str(deploy["ckks_server_context"])).read_bytes()
+    enrolment = None
+    if cfg.backend == "masking" and cfg.backend_params.get("authenticated"):
+        if not deploy["enrolment_file"]:
+            raise UnsupportedParameters("authenticated masking needs run config enrolment_file = path of the "
+                                        "enrolment (every client's Ed25519 public key)")
+        from privcrypt.identity import load_enrolment
+        enrolment = load_enrolment(str(deploy["enrolment_file"]))
     if cfg.byzantine:
         raise UnsupportedParameters("simulated Byzantine clients exist in simulation only")
     if cfg.compression == "topk":
@@ -114,7 +121,8 @@ def serve_flower(grid: Grid, context: Context) -> tuple[dict, dict]:
     backend = make_backend(cfg, round_bound(cfg, privacy), rng)
     transport = FlowerTransport(grid, backend, nodes, dim=dim, rng=rng, stage_timeout=float(deploy["stage_timeout"]),
                                 poll_interval=float(deploy["poll_interval"]), after_stage=_hold_hook(deploy),
-                                record_vectors=bool(deploy["record_vectors"]), server_context=server_context)
+                                record_vectors=bool(deploy["record_vectors"]), server_context=server_context,
+                                enrolment=enrolment)
     hist = serve(model, sizes, test, cfg, sc.dataset.task, transport, privacy=privacy, rng=rng, atol=backend.atol,
                  show_progress=False, target_scale=scale)
     info = {"nodes": {str(c): str(n) for c, n in nodes.items()}, "sizes": sizes, "hello_failed": hello_failed,

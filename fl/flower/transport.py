@@ -141,13 +141,14 @@ class FlowerTransport(Transport):
     aggregator from :func:`fl.server.make_backend` (its parameters; its ``aggregate`` is not
     used); ``dim``: model size; ``rng``: round ids (``privcrypt.rng``); ``stage_timeout``:
     seconds a stage waits for replies; ``server_context``: ckks's provisioned public
-    context; ``after_stage(round_no, stage)``: optional hook
+    context; ``enrolment``: ``{client id: Ed25519 public key}`` (authenticated masking); ``after_stage(round_no, stage)``: optional hook
     (fault injection in tests). ``log`` collects per-round transport records (stage wall
     time, polls, slowest handler, failures, the aggregate and survivors)."""
 
     def __init__(self, grid, backend, nodes: dict[int, int], *, dim: int, rng, stage_timeout: float = 120.0,
                  poll_interval: float = 0.1, after_stage=None, record_vectors: bool = False,
-                 liveness_interval: float = 1.0, server_context: bytes | None = None):
+                 liveness_interval: float = 1.0, server_context: bytes | None = None,
+                 enrolment: dict | None = None):
         if stage_timeout <= 0 or poll_interval <= 0:
             raise ValueError("stage_timeout and poll_interval must be > 0")
         self.grid, self.backend, self.nodes = grid, backend, dict(nodes)
@@ -156,6 +157,7 @@ class FlowerTransport(Transport):
         self.after_stage = after_stage
         self.liveness_interval = float(liveness_interval)
         self.server_context = server_context
+        self.enrolment = enrolment
         self.record_vectors = bool(record_vectors)
         self.log: list[dict] = []
 
@@ -204,7 +206,7 @@ class FlowerTransport(Transport):
 
     def run_round(self, round_no, participants, dropped, weights, global_vec) -> RoundOutput:
         sr = make_server_round(self.backend, participants, weights, self.dim, rng=self.rng,
-                               server_context=self.server_context)
+                               server_context=self.server_context, enrolment=self.enrolment)
         alive = set(participants)
         failures: dict[int, str] = {}
         metrics: dict[int, dict] = {}

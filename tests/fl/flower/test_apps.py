@@ -73,19 +73,21 @@ class FakeGrid:
         return [self.replies.pop(i) for i in list(ids) if i in self.replies]
 
 
-def _run_config(**kw):
+def _run_config(n=3, **kw):
     cfg = FLConfig(rounds=1, backend="masking", optimizer="adam", lr=0.005, local_epochs=1, batch_size=32,
                    backend_params={"rounding": "nearest"}, seed=0)
-    return to_run_config(cfg, dataset="digits", num_clients=3, stage_timeout=5.0, node_wait=1.0,
+    return to_run_config(cfg, dataset="digits", num_clients=n, stage_timeout=5.0, node_wait=1.0,
                          poll_interval=0.01, record_vectors=True, **kw)
 
 
 def test_serverapp_over_fake_grid_drops_a_failed_node_and_wipes_client_secrets():
-    rc = _run_config()
-    grid = FakeGrid(3, rc, fail={102: "masked_input"})
+    # 4 nodes: the hardened masking client sends its masked input only while t = 2 of its
+    # other neighbours remain, so a 3-client round (k = 2, t = 2) cannot lose one; 4 (k = 3) can
+    rc = _run_config(4)
+    grid = FakeGrid(4, rc, fail={102: "masked_input"})
     hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
     rec = hist["rounds"][0]
-    assert rec["aborted"] is False and rec["survivors"] == [0, 1] and rec["dropped"] == []
+    assert rec["aborted"] is False and rec["survivors"] == [0, 1, 3] and rec["dropped"] == []
     assert "masked_input" in info["transport"][0]["failures"][2]
     assert "train.masked_input" in grid.seen_types and "query.advertise_keys" in grid.seen_types
     for node, ctx in grid.ctx.items():
@@ -116,6 +118,61 @@ def test_a_round_the_backend_cannot_finish_is_recorded_as_aborted():
     assert rec["aborted"] is True and "surviving clients" in rec["abort_reason"]
     assert "aborted" in info["transport"][0]
     assert hist["final"]["rounds_aborted"] == 1
+
+
+def _auth_run_config(**kw):
+    cfg = FLConfig(rounds=1, backend="masking", optimizer="adam", lr=0.005, local_epochs=1, batch_size=32,
+                   backend_params={"rounding": "nearest", "authenticated": True}, seed=0)
+    return to_run_config(cfg, dataset="digits", num_clients=3, stage_timeout=5.0, node_wait=1.0,
+                         poll_interval=0.01, **kw)
+
+
+def test_authenticated_masking_over_the_apps_with_provisioned_identities(tmp_path):
+    pytest.importorskip("cryptography")
+    from fl.flower.launch import provision_identities
+    from privcrypt.rng import DeterministicRandom
+
+    keys, epath = provision_identities(tmp_path, 3, rng=DeterministicRandom(2))
+    assert all((k.stat().st_mode & 0o777) == 0o600 for k in keys)
+    rc = _auth_run_config(enrolment_file=str(epath))
+    grid = FakeGrid(3, rc)
+    for i in range(3):
+        grid.ctx[100 + i].node_config.update({"identity-key": str(keys[i]), "enrolment": str(epath)})
+    hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
+    rec = hist["rounds"][0]
+    assert rec["aborted"] is False and rec["survivors"] == [0, 1, 2]
+    assert [s["stage"] for s in info["transport"][0]["stages"]] == [
+        "advertise_keys", "share_keys", "masked_input", "consistency_check", "unmasking"]
+    assert "query.consistency_check" in grid.seen_types
+    assert all("pc_round" not in ctx.state for ctx in grid.ctx.values())
+    # a node signing with another client's key (and its own forged enrolment file) is refused
+    # by the server, which checks against its own enrolment: dropped, and with t = 2 of 3 the
+    # round cannot go on
+    from privcrypt.identity import IdentityKey, load_enrolment, save_enrolment
+    forged = tmp_path / "forged.json"
+    save_enrolment(forged, {**load_enrolment(epath), 2: IdentityKey(keys[0].read_bytes()).public})
+    grid = FakeGrid(3, rc)
+    for i in range(3):
+        grid.ctx[100 + i].node_config.update({"identity-key": str(keys[i]), "enrolment": str(epath)})
+    grid.ctx[102].node_config.update({"identity-key": str(keys[0]), "enrolment": str(forged)})
+    hist, info = server_app.serve_flower(grid, Context(1, 0, {}, RecordDict(), rc))
+    assert hist["rounds"][0]["aborted"] is True and 2 in info["transport"][0]["failures"]
+
+
+def test_authenticated_masking_is_never_silently_unauthenticated(tmp_path):
+    from privcrypt.exceptions import UnsupportedParameters
+
+    rc = _auth_run_config()  # no enrolment_file
+    with pytest.raises(UnsupportedParameters, match="enrolment_file"):
+        server_app.serve_flower(FakeGrid(3, rc), Context(1, 0, {}, RecordDict(), rc))
+    # a node without an identity-key refuses (the fake grid passes the handler's exception
+    # through; a SuperNode turns it into an error reply and the server drops the node)
+    from privcrypt.identity import IdentityKey, save_enrolment
+    from privcrypt.rng import DeterministicRandom
+    save_enrolment(tmp_path / "e.json", {i: IdentityKey.generate(rng=DeterministicRandom(i)).public for i in range(3)})
+    rc = _auth_run_config(enrolment_file=str(tmp_path / "e.json"))
+    with pytest.raises(UnsupportedParameters, match="identity-key"):
+        server_app.serve_flower(FakeGrid(3, rc), Context(1, 0, {}, RecordDict(), rc))
 
 
 def test_ckks_over_the_apps_with_provisioned_keys(tmp_path):
