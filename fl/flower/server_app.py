@@ -95,6 +95,11 @@ def serve_flower(grid: Grid, context: Context) -> tuple[dict, dict]:
         enrolment = load_enrolment(str(deploy["enrolment_file"]))
     if cfg.byzantine:
         raise UnsupportedParameters("simulated Byzantine clients exist in simulation only")
+    if cfg.dp and cfg.dp_unit == "client" and cfg.dp_mode == "distributed":
+        raise UnsupportedParameters("distributed DP needs each round's public rotation seed on the clients; "
+                                    "not carried over Flower yet (use it in simulation)")
+    if cfg.adv_train is not None:
+        raise UnsupportedParameters("adversarial training runs in simulation only for now")
     if cfg.compression == "topk":
         raise UnsupportedParameters("top-k compression keeps error feedback across rounds; not on Flower yet")
     torch.set_num_threads(cfg.torch_threads)
@@ -117,8 +122,11 @@ def serve_flower(grid: Grid, context: Context) -> tuple[dict, dict]:
         raise MalformedInput(f"clients {sorted(bad)} echoed another model size than the server's ({dim})")
     check_combination(cfg, model, len(sizes))
     rng = resolve_rng(None)
-    privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(sizes)))
-    backend = make_backend(cfg, round_bound(cfg, privacy), rng)
+    privacy = make_privacy(cfg, sizes, sampling_rate(cfg, len(sizes)), dim=dim)
+    equal = privacy is not None and privacy.unit == "client"
+    ratio = 1.0 if equal else max(sizes.values()) / min(sizes.values())
+    per_round = cfg.clients_per_round or len(sizes)
+    backend = make_backend(cfg, round_bound(cfg, privacy), rng, per_round, privacy, ratio)
     transport = FlowerTransport(grid, backend, nodes, dim=dim, rng=rng, stage_timeout=float(deploy["stage_timeout"]),
                                 poll_interval=float(deploy["poll_interval"]), after_stage=_hold_hook(deploy),
                                 record_vectors=bool(deploy["record_vectors"]), server_context=server_context,
