@@ -180,6 +180,24 @@ class SpdzComputeParty:
         return term if acc is None else engine.add(acc, term)
 
 
+def cpu_timer(cpu: dict):
+    """``timed(bucket, fn, *args, key=None, **kwargs)``: run ``fn`` and add its process CPU
+    time to ``cpu[bucket]`` (or ``cpu[bucket][key]``, per client). Shared by the SPDZ
+    drivers so that every party's cost is booked the same way."""
+
+    def timed(bucket, fn, *args, key=None, **kwargs):
+        t0 = time.process_time()
+        out = fn(*args, **kwargs)
+        dt = time.process_time() - t0
+        if key is None:
+            cpu[bucket] += dt
+        else:
+            cpu[bucket][key] = cpu[bucket].get(key, 0.0) + dt
+        return out
+
+    return timed
+
+
 class SpdzAggregator(SecureAggregator):
     """SPDZ secure aggregation: clients secret-share their updates to ``n_parties`` compute
     parties, which open only the (weighted) sum. Stages are in the module docstring.
@@ -311,15 +329,7 @@ class SpdzAggregator(SecureAggregator):
         malformed: set[int] = set()
         down: dict[int, int] = {}
 
-        def timed(bucket, fn, *args, key=None, **kwargs):
-            t0 = time.process_time()
-            out = fn(*args, **kwargs)
-            dt = time.process_time() - t0
-            if key is None:
-                cpu[bucket] += dt
-            else:
-                cpu[bucket][key] = cpu[bucket].get(key, 0.0) + dt
-            return out
+        timed = cpu_timer(cpu)
 
         round_id = self._rng.bytes(16)
         # stage "setup": fresh MAC key (engine/dealer per round), one mask seed per client

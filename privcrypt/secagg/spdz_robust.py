@@ -90,7 +90,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from fractions import Fraction
 
 import numpy as np
@@ -102,7 +101,7 @@ from privcrypt.mpc.rangeproof import verify_range
 from privcrypt.mpc.shares import MAX_ABS_BITS, Shared
 from privcrypt.rng import RandomSource
 from privcrypt.secagg.base import AggregationResult, check_survivors, validate_round_inputs
-from privcrypt.secagg.spdz import DEALER, SpdzAggregator, SpdzClient, SpdzComputeParty, expand_mask
+from privcrypt.secagg.spdz import DEALER, SpdzAggregator, SpdzClient, SpdzComputeParty, cpu_timer, expand_mask
 from privcrypt.wire import Message
 
 __all__ = ["SpdzKrumAggregator", "matmul_mod", "gram_on_shares", "sq_distances_on_shares", "krum_scores",
@@ -344,15 +343,7 @@ class SpdzKrumAggregator(SpdzAggregator):
         cpu = {"client": {}, "parties": 0.0, "dealer": 0.0}
         up, down = {}, {}
 
-        def timed(bucket, fn, *args, key=None):
-            t0 = time.process_time()
-            out = fn(*args)
-            dt = time.process_time() - t0
-            if key is None:
-                cpu[bucket] += dt
-            else:
-                cpu[bucket][key] = cpu[bucket].get(key, 0.0) + dt
-            return out
+        timed = cpu_timer(cpu)
 
         round_id = self._rng.bytes(16)
         engine = timed("dealer", lambda: SpdzEngine(n, self.frac_bits, self._rng, bound=self.clip))
