@@ -171,6 +171,10 @@ class FLConfig:
             raise ValueError(f"byzantine_f must be an integer >= 0, got {self.byzantine_f!r}")
         if not isinstance(self.aggregator_params, dict) or not isinstance(self.reputation_params, dict):
             raise ValueError("aggregator_params and reputation_params must be tables/dicts")
+        if self.dp and self.dp_unit == "client" and self.aggregator != "fedavg":
+            raise ValueError(f"client-level DP calibrates its noise to the sum's sensitivity (clip_norm); "
+                             f"aggregator {self.aggregator!r} has another one. Use aggregator='fedavg', "
+                             f"or dp_unit='example' (the noise is inside each client's update)")
         if self.reputation and self.dp and self.dp_unit == "client":
             raise ValueError("reputation re-weights clients, which client-level DP's equal weights forbid")
         if isinstance(self.byzantine, bool) or not isinstance(self.byzantine, int) or self.byzantine < 0:

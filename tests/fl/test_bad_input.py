@@ -29,6 +29,7 @@ def _never_called():
     (dict(sample_rate=1.5), "sample_rate must be in"),
     (dict(byzantine=2), "need an attack name"),
     (dict(dp_epsilon=1.0, dp_unit="example", dp_mode="local"), "dp_mode applies to dp_unit='client'"),
+    (dict(dp_epsilon=1.0, dp_unit="client", aggregator="median"), "sensitivity"),
 ])
 def test_config_refuses(kw, match):
     with pytest.raises(ValueError, match=match):
