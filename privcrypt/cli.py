@@ -41,8 +41,8 @@ PROVIDERS: list[tuple[str, str, str]] = [
     ("dp", "privcrypt.dp.cli", ""),
     ("image", "imaging.cli", "imaging"),
     ("fl", "fl.cli", "fl"),
-    ("bench", "privcrypt.bench_cli", ""),
-    ("demo", "privcrypt.demo", ""),
+    ("bench", "reporting.bench_cli", ""),
+    ("demo", "reporting.demo", ""),
 ]
 
 #: One-line help of each subcommand, shown by ``privcrypt --help`` without importing it.
