@@ -1,0 +1,511 @@
+"""The report's figures (matplotlib, Agg backend: no display needed).
+
+Each figure function takes the report's results dict (``{"sections": {name: {"quick":
+..., "full": ...}}}``, see :mod:`reporting.demo`) and an output folder, draws from the
+quick run's numbers or the committed full results, writes one PNG there and returns
+``(filename, caption)``; it returns ``None`` when the data it needs is missing (the page
+then says so). A figure function that raises is reported as missing with the error, by
+:func:`draw`. Some figures compute cheap data themselves (the epsilon curves, the FLEP
+layers of one image, one image through each denoiser).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+FigureResult = "tuple[str, str] | None"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "figure.dpi": 90,
+                         "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _save(fig, out: Path, name: str) -> str:
+    plt = _plt()
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{name}.{os.getpid()}.tmp"
+    fig.tight_layout()
+    fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    os.replace(tmp, out / name)
+    return name
+
+
+def pick(results: dict, name: str, key: str, prefer: str = "quick"):
+    """``(value, source)`` of ``key`` in section ``name``: from the quick run or the full
+    results (``prefer`` first); ``(None, None)`` when neither has it."""
+    sec = results.get("sections", {}).get(name) or {}
+    order = (prefer, "full" if prefer == "quick" else "quick")
+    for src in order:
+        data = sec.get(src)
+        if isinstance(data, dict) and data.get(key) not in (None, [], {}):
+            return data[key], src
+    return None, None
+
+
+def _src(source: str | None, results: dict, name: str) -> str:
+    if source == "full":
+        ts = ((results["sections"].get(name) or {}).get("full") or {}).get("timestamp", "?")
+        return f"full results in benchmarks/results/{name}.json ({ts})"
+    return "this demo's quick run"
+
+
+# -- imaging ---------------------------------------------------------------------------------
+def _flep_image():
+    from reporting.bench_cli import load_bench
+
+    images, _ = load_bench("imaging").load_images(1)
+    return images[0]
+
+
+def imaging_layers(results: dict, out: Path):
+    """Seed 004 Fig. 4: plain, scrambled, scrambled+blended, cipher (+ diffusion), each
+    with its histogram. Computed here on one image (a fraction of a second)."""
+    import numpy as np
+
+    from imaging.key import FlepKey
+    from imaging.pipeline import FlepPipeline, paper_pipeline
+    from privcrypt.rng import DeterministicRandom
+
+    name, img = _flep_image()
+    seed = DeterministicRandom("report/flep")
+    key = FlepKey.generate(rng=seed.spawn("key"))
+    rng = seed.spawn("noise")
+    panels = [("plain", img),
+              ("scrambled", FlepPipeline(key, sigma=0.0, blend=False).encrypt(img).to_uint8()),
+              ("scrambled + DWT blend", FlepPipeline(key, sigma=0.0).encrypt(img).to_uint8()),
+              ("cipher (paper: + noise)", paper_pipeline(key).encrypt(img, rng=rng).to_uint8()),
+              ("cipher + diffusion", FlepPipeline(key, sigma=25.0, diffusion=True).encrypt(img, rng=rng).to_uint8())]
+    plt = _plt()
+    fig, ax = plt.subplots(2, len(panels), figsize=(11, 4.4))
+    for j, (title, im) in enumerate(panels):
+        ax[0, j].imshow(im, cmap="gray", vmin=0, vmax=255)
+        ax[0, j].set_title(title)
+        ax[0, j].axis("off")
+        ax[1, j].bar(np.arange(256), np.bincount(np.asarray(im).ravel(), minlength=256), width=1.0, color="0.35")
+        ax[1, j].set_xlim(0, 255)
+        ax[1, j].set_yticks([])
+    fig.suptitle(f"FLEP layers on {name} (256x256, sigma 25, alpha 0.8, block 2)")
+    globals()["_LAYERS"] = (name, panels)
+    return _save(fig, out, "imaging_layers.png"), (
+        f"FLEP layer by layer on {name} with histograms (seed 004 Fig. 4), computed for this report. "
+        "The paper's cipher keeps the image's histogram shape; only the diffusion layer flattens it.")
+
+
+def imaging_correlation(results: dict, out: Path):
+    """Adjacent-pixel (horizontal) correlation scatter: plain vs paper cipher vs diffusion."""
+    import numpy as np
+
+    if "_LAYERS" not in globals():
+        imaging_layers(results, out)
+    name, panels = globals()["_LAYERS"]
+    chosen = [p for p in panels if p[0] in ("plain", "cipher (paper: + noise)", "cipher + diffusion")]
+    plt = _plt()
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.4))
+    idx = np.random.default_rng(0).integers(0, 256, size=(3000, 2))  # which pixels to plot
+    idx[:, 1] = np.minimum(idx[:, 1], 254)
+    for a, (title, im) in zip(ax, chosen):
+        im = np.asarray(im, dtype=float)
+        x, y = im[idx[:, 0], idx[:, 1]], im[idx[:, 0], idx[:, 1] + 1]
+        r = np.corrcoef(im[:, :-1].ravel(), im[:, 1:].ravel())[0, 1]
+        a.scatter(x, y, s=1, alpha=0.4, color="C0")
+        a.set_title(f"{title}: r = {r:.3f}")
+        a.set_xlabel("pixel (x, y)")
+        a.set_ylabel("pixel (x+1, y)")
+        a.set_xlim(0, 255)
+        a.set_ylim(0, 255)
+    return _save(fig, out, "imaging_correlation.png"), (
+        f"Horizontally adjacent pixels of {name} (3000 random pairs); r over the whole image.")
+
+
+def imaging_wu(results: dict, out: Path):
+    """Wu et al. NPCR/UACI pass rates per configuration vs an ideal cipher's expected rate."""
+    import numpy as np
+
+    summary, src = pick(results, "imaging", "summary", prefer="full")
+    rates = (summary or {}).get("wu_pass_rates")
+    if not rates:
+        return None
+    levels = ("0.05", "0.01", "0.001")
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+    configs = list(rates)
+    w = 0.8 / len(configs)
+    for a, test in zip(ax, ("npcr", "uaci")):
+        for i, cfg in enumerate(configs):
+            vals = [rates[cfg].get(f"{test}@{lv}", np.nan) for lv in levels]
+            a.bar(np.arange(3) + i * w, vals, width=w, label=cfg)
+        for k, lv in enumerate(levels):
+            a.hlines(1 - float(lv), k - 0.1, k + 0.8, colors="k", linestyles="--")
+        a.set_xticks(np.arange(3) + 0.4 - w / 2, [f"alpha {lv}" for lv in levels])
+        a.set_title(f"{test.upper()} test pass rate (dashed: ideal cipher)")
+        a.set_ylim(0, 1.05)
+    ax[0].legend(fontsize=7)
+    return _save(fig, out, "imaging_wu.png"), (
+        f"Share of pixel positions passing Wu et al.'s NPCR/UACI tests; source: {_src(src, results, 'imaging')}.")
+
+
+def imaging_bench_figure(results: dict, out: Path):
+    """The imaging benchmark's own Fig. 4-like figure (decrypted in the paper's order and in
+    the fixed order), drawn by bench_imaging into the report folder during the quick run."""
+    src = out / "_imaging" / "flep_fig4.png"
+    if not src.is_file():
+        return None
+    shutil.copyfile(src, out / "imaging_decrypted.png")
+    return "imaging_decrypted.png", ("Cipher and decryption in the paper's order (denoise first) and in the "
+                                     "fixed order, drawn by benchmarks/bench_imaging.py in this quick run.")
+
+
+# -- denoise ---------------------------------------------------------------------------------
+def denoise_images(results: dict, out: Path):
+    """One image at sigma 25 through each denoiser, with its PSNR (computed here; BM3D takes
+    a few seconds and is left out when the bm3d package is missing)."""
+    import types
+
+    from reporting.bench_cli import load_bench
+
+    b = load_bench("denoise")
+    try:
+        import bm3d  # noqa: F401
+        no_bm3d = False
+    except ImportError:
+        no_bm3d = True
+    methods = b._methods(types.SimpleNamespace(no_bm3d=no_bm3d, no_x8=True, blind=False))
+    clean = b.load_image("camera")
+    noisy = b.add_noise(clean, 25.0, "camera")
+    plt = _plt()
+    fig, ax = plt.subplots(1, len(methods) + 1, figsize=(2.2 * (len(methods) + 1), 2.7))
+    ax[0].imshow(clean, cmap="gray", vmin=0, vmax=255)
+    ax[0].set_title("clean")
+    for a, (m, fn) in zip(ax[1:], methods.items()):
+        den = fn(noisy, 25.0)
+        a.imshow(den.clip(0, 255), cmap="gray", vmin=0, vmax=255)
+        a.set_title(f"{m}\nPSNR {b.psnr(clean, den):.2f} dB")
+    for a in ax:
+        a.axis("off")
+    return _save(fig, out, "denoise_images.png"), (
+        "camera (256x256) with Gaussian noise sigma 25 and each denoiser's output, computed for this report"
+        + (" (bm3d not installed: BM3D left out)" if no_bm3d else "") + ".")
+
+
+def denoise_per_image(results: dict, out: Path):
+    """DnCNN vs BM3D PSNR per image at each sigma."""
+    import numpy as np
+
+    rows, src = pick(results, "denoise", "per_image", prefer="full")
+    if not rows:
+        return None
+    sig = 25.0 if any(r["sigma"] == 25.0 for r in rows) else rows[0]["sigma"]
+    per = {}
+    for r in rows:
+        if r["sigma"] == sig and r["method"] in ("dncnn", "bm3d", "noisy"):
+            per.setdefault(r["image"], {})[r["method"]] = r["psnr"]
+    imgs = [k for k, v in per.items() if "dncnn" in v]
+    if not imgs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 3))
+    x = np.arange(len(imgs))
+    for i, m in enumerate(("bm3d", "dncnn")):
+        ax.bar(x + (i - 0.5) * 0.38, [per[k].get(m, np.nan) for k in imgs], width=0.38, label=m)
+    lo = min(v for k in imgs for v in per[k].values() if v == v) - 1
+    ax.set_ylim(lo, None)
+    ax.set_xticks(x, imgs)
+    ax.set_ylabel("PSNR (dB)")
+    ax.legend()
+    ax.set_title(f"DnCNN vs BM3D per image, sigma {sig:g}")
+    return _save(fig, out, "denoise_per_image.png"), (
+        f"PSNR per image; source: {_src(src, results, 'denoise')}.")
+
+
+# -- he / secagg -----------------------------------------------------------------------------
+def he_cost(results: dict, out: Path):
+    """CKKS upload bytes per value and server CPU: ours vs the FLARE-style TenSEAL recipe."""
+    rows, src = pick(results, "he", "rows", prefer="full")
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
+    names = [r["variant"] for r in rows]
+    colors = ["0.55" if "tenseal" in n else "C0" for n in names]
+    for a, key, label in ((ax[0], "up_B_per_value", "upload bytes per value"),
+                          (ax[1], "server_aggregate_cpu_s", "server aggregate CPU (s)")):
+        a.barh(names, [r[key] for r in rows], color=colors)
+        a.set_title(label)
+        for i, r in enumerate(rows):
+            a.text(r[key], i, f" {r[key]:.3g}", va="center", fontsize=7)
+    return _save(fig, out, "he_cost.png"), f"CKKS aggregation cost; source: {_src(src, results, 'he')}."
+
+
+def secagg_scaling(results: dict, out: Path):
+    """Secure-aggregation bytes up and server CPU vs number of clients, per backend and
+    dropout rate (100k values per client)."""
+    rows, src = pick(results, "secagg", "rows", prefer="full")
+    if not rows:
+        return None
+    dims = sorted({r["values"] for r in rows}, key=lambda d: -sum(r["values"] == d for r in rows))
+    dim = dims[0]
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    for bi, be in enumerate(sorted({r["backend"] for r in rows})):
+        for drop, ls in ((0.0, "-"), (0.3, "--")):
+            sel = sorted((r for r in rows if r["backend"] == be and r["dropout"] == drop and r["values"] == dim),
+                         key=lambda r: r["clients"])
+            if not sel:
+                continue
+            n = [r["clients"] for r in sel]
+            lab = f"{be}" + (f", {int(drop * 100)}% drop" if drop else "")
+            ax[0].plot(n, [r["bytes_up_total"] / 1e6 for r in sel], ls, marker="o", color=f"C{bi}", label=lab)
+            ax[1].plot(n, [r["server_cpu_s"] for r in sel], ls, marker="o", color=f"C{bi}", label=lab)
+    ax[0].set_title(f"upload, all clients (MB), {dim:,} values")
+    ax[1].set_title("server CPU per round (s)")
+    for a in ax:
+        a.set_xlabel("clients")
+        a.set_yscale("log")
+    ax[1].legend(fontsize=6, ncol=2)
+    return _save(fig, out, "secagg_scaling.png"), (
+        f"Secure aggregation cost vs clients (solid: no dropout, dashed: 30% dropout); "
+        f"source: {_src(src, results, 'secagg')}.")
+
+
+# -- dp --------------------------------------------------------------------------------------
+def dp_epsilon_curves(results: dict, out: Path):
+    """Epsilon vs steps (sigma 1.0, q 0.01, delta 1e-5): privcrypt RDP and PLD, and the
+    peers when installed (dp-accounting RDP/PLD, Opacus RDP). Computed here."""
+    import numpy as np
+
+    from privcrypt.dp import PLDAccountant, RDPAccountant
+
+    sigma, q, delta = 1.0, 0.01, 1e-5
+    steps = np.array([500, 1500, 3000, 6000, 10000])
+    curves = {}
+    for label, cls in (("privcrypt RDP", RDPAccountant), ("privcrypt PLD", PLDAccountant)):
+        curves[label] = [cls().epsilon_after(delta, noise_multiplier=sigma, sample_rate=q, steps=int(s))
+                         for s in steps]
+    missing = []
+    try:
+        import dp_accounting
+        from dp_accounting.pld import pld_privacy_accountant
+        from dp_accounting.rdp import rdp_privacy_accountant
+
+        ev = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
+        for label, mk in (("dp-accounting RDP", rdp_privacy_accountant.RdpAccountant),
+                          ("dp-accounting PLD", pld_privacy_accountant.PLDAccountant)):
+            curves[label] = [mk().compose(ev, int(s)).get_epsilon(delta) for s in steps]
+    except ImportError:
+        missing.append("dp-accounting")
+    try:
+        import warnings
+
+        from opacus.accountants import RDPAccountant as ORDP
+
+        vals = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for s in steps:
+                acc = ORDP()
+                acc.history = [(sigma, q, int(s))]
+                vals.append(acc.get_epsilon(delta))
+        curves["opacus RDP"] = vals
+    except ImportError:
+        missing.append("opacus")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    styles = {"privcrypt": "-", "dp-accounting": "--", "opacus": ":"}
+    for label, vals in curves.items():
+        ax.plot(steps, vals, styles[label.split()[0]], marker="o", ms=3, label=label,
+                color="C0" if "RDP" in label else "C1")
+    ax.set_xlabel("steps (rounds)")
+    ax.set_ylabel("epsilon at delta 1e-5")
+    ax.legend(fontsize=7)
+    ax.set_title(f"Poisson-subsampled Gaussian, sigma {sigma}, q {q}")
+    cap = "Epsilon vs steps, computed for this report with each accountant."
+    if missing:
+        cap += f" Not installed: {', '.join(missing)} (their curves are missing)."
+    return _save(fig, out, "dp_epsilon.png"), cap
+
+
+# -- fl --------------------------------------------------------------------------------------
+def fl_curves(results: dict, out: Path):
+    """Test accuracy (or RMSE) and training loss per round, one line per Table 2 row."""
+    rows, src = pick(results, "fl", "rows")
+    rows = [r for r in rows or [] if r.get("curve")]
+    if not rows:
+        return None
+    first = (rows[0]["dataset"], rows[0]["partition"])
+    rows = [r for r in rows if (r["dataset"], r["partition"]) == first]
+    metric = "accuracy" if any("accuracy" in r["curve"] for r in rows) else "rmse"
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    for i, r in enumerate(rows):
+        ls = "--" if r["row"].startswith("dp-") else "-"
+        for a, key in ((ax[0], metric), (ax[1], "train_loss")):
+            ys = r["curve"].get(key)
+            if ys:
+                a.plot(range(1, len(ys) + 1), ys, ls, marker="o", ms=3, color=f"C{i % 10}", label=r["row"])
+    ax[0].set_title(f"test {metric} per round ({first[0]}, {first[1]})")
+    ax[1].set_title("training loss per round")
+    for a in ax:
+        a.set_xlabel("round")
+    ax[0].legend(fontsize=6)
+    return _save(fig, out, "fl_curves.png"), (
+        f"Federated learning per round for each backend and DP setting (dashed: DP); "
+        f"source: {_src(src, results, 'fl')}.")
+
+
+# -- robust / adversarial / leakage ----------------------------------------------------------
+def _heat(ax, mat, rows, cols, fmt="{:.2f}", cmap="viridis"):
+    import numpy as np
+
+    m = np.array(mat, dtype=float)
+    im = ax.imshow(m, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if m[i, j] == m[i, j]:
+                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=6,
+                        color="w" if m[i, j] < np.nanmean(m) else "k")
+    return im
+
+
+def robust_attack(results: dict, out: Path):
+    """Robust aggregation under attack: FL accuracy per rule x attack when the FL grid ran,
+    else the synthetic least-squares relative error at the largest Byzantine count."""
+    plt = _plt()
+    fl, src = pick(results, "robust", "fl_accuracy_under_attack")
+    if isinstance(fl, list) and fl and "accuracy" in fl[0]:
+        ds = fl[0].get("dataset")
+        fl = [r for r in fl if r.get("dataset") == ds]
+        aggs = list(dict.fromkeys(r["aggregator"] for r in fl))
+        atks = list(dict.fromkeys(r["attack"] for r in fl))
+        cell = {}
+        for r in fl:
+            cell.setdefault((r["aggregator"], r["attack"]), []).append(r["accuracy"])
+        mat = [[sum(cell[(g, a)]) / len(cell[(g, a)]) if (g, a) in cell else float("nan") for a in atks]
+               for g in aggs]
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(aggs) + 1.5))
+        fig.colorbar(_heat(ax, mat, aggs, atks), ax=ax, label="test accuracy")
+        ax.set_title(f"FL test accuracy per aggregation rule and attack ({ds})")
+        return _save(fig, out, "robust_attack.png"), (
+            f"Accuracy under attack (mean over Byzantine counts in the grid); source: {_src(src, results, 'robust')}.")
+    syn, src = pick(results, "robust", "synthetic_least_squares", prefer="full")
+    if not syn:
+        return None
+    f = max(r["byzantine"] for r in syn)
+    sel = [r for r in syn if r["byzantine"] == f]
+    aggs = list(dict.fromkeys(r["aggregator"] for r in sel))
+    atks = [a for a in dict.fromkeys(r["attack"] for r in sel)]
+    cell = {(r["aggregator"], r["attack"]): r["rel_error"] for r in sel}
+    mat = [[cell.get((g, a), float("nan")) for a in atks] for g in aggs]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(aggs) + 1.5))
+    fig.colorbar(_heat(ax, mat, aggs, atks, cmap="viridis_r"), ax=ax, label="relative error")
+    ax.set_title(f"Synthetic least squares, {f} Byzantine of 10: relative error (lower is better)")
+    return _save(fig, out, "robust_attack.png"), (
+        f"Robust aggregation under attack (no FL accuracy grid in these results); "
+        f"source: {_src(src, results, 'robust')}.")
+
+
+def adversarial_bars(results: dict, out: Path):
+    """FDA3 Fig. 2 shape: accuracy per attack (groups) for each model (bars)."""
+    import numpy as np
+
+    models, src = pick(results, "adversarial", "models")
+    if not models:
+        return None
+    names = list(models)
+    attacks = list(next(iter(models.values())))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 3.4))
+    w = 0.85 / len(names)
+    for i, m in enumerate(names):
+        ax.bar(np.arange(len(attacks)) + i * w, [models[m].get(a, np.nan) for a in attacks], width=w,
+               label=m, color=plt.cm.tab10(i % 10))
+    ax.set_xticks(np.arange(len(attacks)) + 0.425 - w / 2, attacks)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6, ncol=3)
+    return _save(fig, out, "adversarial.png"), (
+        f"Accuracy on natural and adversarial test examples per model (FDA³ Fig. 2 shape); "
+        f"source: {_src(src, results, 'adversarial')}.")
+
+
+def leakage_inversion(results: dict, out: Path):
+    """The committed gradient-inversion figure (docs/figures/leakage_inversion.png)."""
+    from reporting.bench_cli import ROOT
+
+    src = ROOT / "docs" / "figures" / "leakage_inversion.png"
+    if not src.is_file():
+        return None
+    shutil.copyfile(src, out / "leakage_inversion.png")
+    return "leakage_inversion.png", ("Gradient-inversion reconstructions per configuration, from the committed "
+                                     "full run (docs/figures/leakage_inversion.png).")
+
+
+def leakage_membership(results: dict, out: Path):
+    """Membership-inference advantage vs epsilon, with the (eps, delta)-DP bound curve."""
+    import numpy as np
+
+    mem, src = pick(results, "leakage", "membership", prefer="full")
+    if not mem:
+        return None
+    dp = sorted((float(k.split("_")[-1]), v) for k, v in mem.items() if k.startswith("dp_eps_"))
+    if not dp:
+        return None
+    delta = dp[0][1].get("delta", 1e-5)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    eps = np.linspace(0.05, max(e for e, _ in dp) * 1.1, 200)
+    ax.plot(eps, np.minimum(1.0, (np.exp(eps) - 1 + 2 * delta) / (np.exp(eps) + 1)), "k--",
+            label=f"(eps, delta={delta:g})-DP bound")
+    ax.plot([e for e, _ in dp], [v["loss_threshold"]["advantage"] for _, v in dp], "o-", color="C3",
+            label="loss-threshold attack, DP-SGD")
+    for i, k in enumerate(("central_plain", "fedavg_plain", "fedavg_masking")):
+        if k in mem:
+            ax.axhline(mem[k]["loss_threshold"]["advantage"], color=f"C{i}", lw=1, ls=":",
+                       label=f"{k} (no DP)")
+    ax.set_xlabel("epsilon")
+    ax.set_ylabel("membership advantage")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=6)
+    return _save(fig, out, "leakage_membership.png"), (
+        f"Membership-inference advantage vs epsilon; source: {_src(src, results, 'leakage')}.")
+
+
+#: Figure functions that compute their data (seconds of CPU) rather than only plot results.
+COMPUTED = {"imaging_layers", "imaging_correlation", "denoise_images", "dp_epsilon_curves"}
+
+#: Figures of each section, in order.
+FIGURES: dict[str, list[Callable]] = {
+    "he": [he_cost], "secagg": [secagg_scaling], "dp": [dp_epsilon_curves],
+    "imaging": [imaging_layers, imaging_correlation, imaging_wu, imaging_bench_figure],
+    "denoise": [denoise_images, denoise_per_image], "fl": [fl_curves], "robust": [robust_attack],
+    "adversarial": [adversarial_bars], "leakage": [leakage_inversion, leakage_membership],
+}
+
+
+def draw(name: str, results: dict, out: Path) -> list[dict]:
+    """Draw section ``name``'s figures; each entry ``{"file", "caption"}`` or
+    ``{"missing": reason}`` (no data, or the error the figure function raised)."""
+    done = []
+    for fn in FIGURES.get(name, []):
+        try:
+            res = fn(results, Path(out))
+        except Exception as exc:  # noqa: BLE001 - reported on the page, never hidden
+            done.append({"figure": fn.__name__, "missing": f"{type(exc).__name__}: {exc}"})
+            continue
+        if res is None:
+            done.append({"figure": fn.__name__, "missing": "its data is not in the quick run nor the full results"})
+        else:
+            done.append({"figure": fn.__name__, "file": res[0], "caption": res[1]})
+    return done
