@@ -37,7 +37,8 @@ FULL_ONLY = {"flower": "starts a loopback Flower federation (SuperLink + SuperNo
 #: through the benchmarks' own options, never their logic).
 DEMO_ARGS: dict[str, list[str]] = {
     "fl": ["--no-anomaly"],
-    "denoise": ["--no-x8"],
+    "denoise": ["--no-x8", "--images", "camera"],
+    "adversarial": ["--n-adaptive", "60"],
 }
 
 

@@ -109,7 +109,13 @@ def h_fl(d):
     parts = [f"{b} {_f(s[f'{b} wall/round vs plain'])}x" for b in ("masking", "spdz", "ckks")
              if s.get(f"{b} wall/round vs plain") is not None]
     gap = s.get("masking accuracy gap (points)")
-    return (f"on {key}, wall time per round vs plain FedAvg: " + ", ".join(parts)
+    by = {(f"{r.get('dataset')}/{r.get('partition')}", r.get("row")): r for r in _rows(d)}
+    fa, ce = by.get((key, "fedavg")), by.get((key, "centralized"))
+    acc = ""
+    if fa and ce and fa.get("accuracy") is not None and ce.get("accuracy") is not None:
+        acc = (f"FedAvg reaches {_f(100 * fa['accuracy'], '.1f')}% accuracy vs {_f(100 * ce['accuracy'], '.1f')}% "
+               f"centralized after {fa.get('rounds', '?')} rounds; ")
+    return (acc + f"on {key}, wall time per round vs plain FedAvg: " + ", ".join(parts)
             + (f"; masking's accuracy gap {_f(gap, '+.2f')} points" if gap is not None else ""))
 
 
@@ -280,6 +286,7 @@ figure{margin:12px 0}figure img{max-width:100%;border:1px solid #eef0f4}
 figcaption{font-size:12px;color:#5a6478}
 .missing{background:#fff6e5;border-left:3px solid #e0a100;padding:6px 10px;font-size:13px}
 .failed{background:#fdecea;border-left:3px solid #c62828;padding:6px 10px;font-size:13px}
+section p{font-size:13px}section p.lead{font-size:15px}
 pre{background:#f3f5f8;padding:8px;font-size:12px;overflow-x:auto}
 details summary{cursor:pointer;color:#2a5bd7;font-size:13px;margin:6px 0}
 """
@@ -396,7 +403,7 @@ def write_report(results: dict, out: Path, *, doc_base: str | None = None) -> di
     tot = results.get("total_seconds")
     info = f"generated {gen}" + (f" in {tot:.0f} s" if tot is not None else "") + (
         f"; load average {load[0]:.1f} on {__import__('os').cpu_count()} cores" if load else "")
-    nav = "".join(f'<a href="#{n}">{html.escape(SECTIONS.get(n, (n,))[0])}</a>' for n in secs)
+    nav = "\n".join(f'<a href="#{n}">{html.escape(SECTIONS.get(n, (n,))[0])}</a>' for n in secs)
     body = "\n".join(section_html(n, e, figs[n], doc_base) for n, e in secs.items())
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
