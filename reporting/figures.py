@@ -265,8 +265,9 @@ def secagg_scaling(results: dict, out: Path):
                 continue
             n = [r["clients"] for r in sel]
             lab = f"{be}" + (f", {int(drop * 100)}% drop" if drop else "")
-            ax[0].plot(n, [r["bytes_up_total"] / 1e6 for r in sel], ls, marker="o", color=f"C{bi}", label=lab)
-            ax[1].plot(n, [r["server_cpu_s"] for r in sel], ls, marker="o", color=f"C{bi}", label=lab)
+            mk = "osD^v"[bi % 5]
+            ax[0].plot(n, [r["bytes_up_total"] / 1e6 for r in sel], ls, marker=mk, color=f"C{bi}", label=lab)
+            ax[1].plot(n, [r["server_cpu_s"] for r in sel], ls, marker=mk, color=f"C{bi}", label=lab)
     ax[0].set_title(f"upload, all clients (MB), {dim:,} values")
     ax[1].set_title("server CPU per round (s)")
     for a in ax:
@@ -274,7 +275,8 @@ def secagg_scaling(results: dict, out: Path):
         a.set_yscale("log")
     ax[1].legend(fontsize=6, ncol=2)
     return _save(fig, out, "secagg_scaling.png"), (
-        f"Secure aggregation cost vs clients (solid: no dropout, dashed: 30% dropout); "
+        f"Secure aggregation cost vs clients (solid: no dropout, dashed: 30% dropout; lines that coincide "
+        f"have the same cost); "
         f"source: {_src(src, results, 'secagg')}.")
 
 
@@ -321,15 +323,16 @@ def dp_epsilon_curves(results: dict, out: Path):
         missing.append("opacus")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
-    styles = {"privcrypt": "-", "dp-accounting": "--", "opacus": ":"}
+    styles = {"privcrypt": dict(lw=5, alpha=0.35), "dp-accounting": dict(lw=1, ls="--", marker="x", ms=6),
+              "opacus": dict(lw=1, ls=":", marker="+", ms=9)}
     for label, vals in curves.items():
-        ax.plot(steps, vals, styles[label.split()[0]], marker="o", ms=3, label=label,
-                color="C0" if "RDP" in label else "C1")
+        ax.plot(steps, vals, label=label, color="C0" if "RDP" in label else "C1", **styles[label.split()[0]])
     ax.set_xlabel("steps (rounds)")
     ax.set_ylabel("epsilon at delta 1e-5")
     ax.legend(fontsize=7)
     ax.set_title(f"Poisson-subsampled Gaussian, sigma {sigma}, q {q}")
-    cap = "Epsilon vs steps, computed for this report with each accountant."
+    cap = ("Epsilon vs steps, computed for this report with each accountant (thick: privcrypt; "
+           "where the curves lie on top of each other the accountants agree).")
     if missing:
         cap += f" Not installed: {', '.join(missing)} (their curves are missing)."
     return _save(fig, out, "dp_epsilon.png"), cap
@@ -353,10 +356,14 @@ def fl_curves(results: dict, out: Path):
             ys = r["curve"].get(key)
             if ys:
                 a.plot(range(1, len(ys) + 1), ys, ls, marker="o", ms=3, color=f"C{i % 10}", label=r["row"])
+    from matplotlib.ticker import MaxNLocator
+
     ax[0].set_title(f"test {metric} per round ({first[0]}, {first[1]})")
-    ax[1].set_title("training loss per round")
+    ax[1].set_title("training loss per round (log scale)")
+    ax[1].set_yscale("log")
     for a in ax:
         a.set_xlabel("round")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[0].legend(fontsize=6)
     return _save(fig, out, "fl_curves.png"), (
         f"Federated learning per round for each backend and DP setting (dashed: DP); "
@@ -364,18 +371,25 @@ def fl_curves(results: dict, out: Path):
 
 
 # -- robust / adversarial / leakage ----------------------------------------------------------
-def _heat(ax, mat, rows, cols, fmt="{:.2f}", cmap="viridis"):
+def _heat(ax, mat, rows, cols, fmt="{:.2f}", cmap="viridis", log=False):
     import numpy as np
+    from matplotlib.colors import LogNorm
 
     m = np.array(mat, dtype=float)
-    im = ax.imshow(m, cmap=cmap, aspect="auto")
+    pos = m[(m == m) & (m > 0)]
+    norm = LogNorm(vmin=pos.min(), vmax=pos.max()) if log and pos.size else None
+    im = ax.imshow(m, cmap=cmap, aspect="auto", norm=norm)
+    mid = np.exp(np.nanmean(np.log(pos))) if log and pos.size else np.nanmean(m)
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             if m[i, j] == m[i, j]:
-                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=6,
-                        color="w" if m[i, j] < np.nanmean(m) else "k")
+                dark = (m[i, j] > mid) if cmap.endswith("_r") else (m[i, j] < mid)
+                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=7,
+                        color="w" if dark else "k")
+            else:
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="0.4")
     return im
 
 
@@ -409,7 +423,8 @@ def robust_attack(results: dict, out: Path):
     cell = {(r["aggregator"], r["attack"]): r["rel_error"] for r in sel}
     mat = [[cell.get((g, a), float("nan")) for a in atks] for g in aggs]
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(aggs) + 1.5))
-    fig.colorbar(_heat(ax, mat, aggs, atks, cmap="viridis_r"), ax=ax, label="relative error")
+    fig.colorbar(_heat(ax, mat, aggs, atks, fmt="{:.2g}", cmap="viridis_r", log=True), ax=ax,
+                 label="relative error (log scale)")
     ax.set_title(f"Synthetic least squares, {f} Byzantine of 10: relative error (lower is better)")
     return _save(fig, out, "robust_attack.png"), (
         f"Robust aggregation under attack (no FL accuracy grid in these results); "
@@ -420,7 +435,7 @@ def adversarial_bars(results: dict, out: Path):
     """FDA3 Fig. 2 shape: accuracy per attack (groups) for each model (bars)."""
     import numpy as np
 
-    models, src = pick(results, "adversarial", "models")
+    models, src = pick(results, "adversarial", "models", prefer="full")
     if not models:
         return None
     names = list(models)
@@ -466,8 +481,10 @@ def leakage_membership(results: dict, out: Path):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     eps = np.linspace(0.05, max(e for e, _ in dp) * 1.1, 200)
-    ax.plot(eps, np.minimum(1.0, (np.exp(eps) - 1 + 2 * delta) / (np.exp(eps) + 1)), "k--",
-            label=f"(eps, delta={delta:g})-DP bound")
+    from fl.leakage import dp_advantage_bound  # (e^eps - 1 + 2 delta) / (e^eps + 1), capped at 1
+
+    ax.plot(eps, [dp_advantage_bound(float(e), delta) for e in eps], "k--",
+            label=f"any attack's bound under (eps, delta={delta:g})-DP")
     ax.plot([e for e, _ in dp], [v["loss_threshold"]["advantage"] for _, v in dp], "o-", color="C3",
             label="loss-threshold attack, DP-SGD")
     for i, k in enumerate(("central_plain", "fedavg_plain", "fedavg_masking")):

@@ -50,8 +50,9 @@ def h_he(d):
 def h_secagg(d):
     rs = [r for r in _rows(d) if r.get("backend") == "masking" and r.get("dropout") == 0.0]
     r = max(rs, key=lambda r: (r["clients"], -r["values"])) if rs else None
+    q32 = f" ({_f(r['up_vs_q32'])}x a 32-bit vector)" if r.get("up_vs_q32") is not None else ""
     return r and (f"masking secure aggregation with {r['clients']} clients x {r['values']:,} values uploads "
-                  f"{_f(r.get('up_vs_plain'))}x the bytes of plain FedAvg and needs "
+                  f"{_f(r.get('up_vs_plain'))}x the bytes of plain FedAvg's float64 update{q32} and needs "
                   f"{_f(r.get('server_cpu_vs_plain'))}x its server CPU")
 
 
@@ -233,7 +234,8 @@ def md_to_html(md: str) -> str:
 
     def flush_para():
         if para:
-            out.append("<p>" + html.escape(" ".join(para)) + "</p>")
+            text = html.escape(" ".join(para))
+            out.append("<p>" + re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text) + "</p>")
             para.clear()
 
     for line in md.splitlines():
