@@ -180,6 +180,9 @@ def run(args) -> dict | None:
 
     dest = check_out(args.out)
     have = bench_names()
+    if not have:
+        raise ValueError("the demo runs the benchmarks of a source checkout (benchmarks/bench_*.py); "
+                         "none found next to this installation")
     names = args.only if args.only else have
     unknown = sorted(set(names) - set(have))
     if unknown:
