@@ -35,9 +35,9 @@ ORDER = ("rng", "mpc", "he", "secagg", "dp", "ddp", "imaging", "denoise", "fl", 
 FULL_ONLY = {"flower": "starts a loopback Flower federation (SuperLink + SuperNodes): minutes"}
 #: Extra command-line arguments for each benchmark's quick run in the demo (cuts sizes
 #: through the benchmarks' own options, never their logic).
-#: Measured: the whole demo took 3 min 16 s wall (180 s of benchmarks) on the shared 2-core
-#: machine at load average 4-6 with these cuts plus fl --no-anomaly and adversarial
-#: --n-adaptive 60; without those two it is about 40 s more.
+#: Measured on the shared 2-core machine (load average 4.4-5.6 from other work): 3 min 18 s
+#: wall for the whole demo, 183 s of it benchmarks (imaging 37 s, fl 42 s, adversarial 31 s,
+#: leakage 24 s), the rest figures and the page. Budget: 10 minutes.
 DEMO_ARGS: dict[str, list[str]] = {
     "denoise": ["--no-x8"],  # DnCNN's 8-fold self-ensemble costs 8 DnCNN passes per image
 }

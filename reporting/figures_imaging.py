@@ -8,6 +8,8 @@ from pathlib import Path
 
 from reporting.figures_base import _plt, _save, _src, pick
 
+_CACHE: dict = {}  # the FLEP layers of one image, drawn once for two figures
+
 
 # -- imaging ---------------------------------------------------------------------------------
 def _flep_image():
@@ -45,7 +47,7 @@ def imaging_layers(results: dict, out: Path):
         ax[1, j].set_xlim(0, 255)
         ax[1, j].set_yticks([])
     fig.suptitle(f"FLEP layers on {name} (256x256, sigma 25, alpha 0.8, block 2)")
-    globals()["_LAYERS"] = (name, panels)
+    _CACHE["layers"] = (name, panels)
     return _save(fig, out, "imaging_layers.png"), (
         f"FLEP layer by layer on {name} with histograms (seed 004 Fig. 4), computed for this report. "
         "The paper's cipher keeps the image's histogram shape; only the diffusion layer flattens it.")
@@ -55,9 +57,9 @@ def imaging_correlation(results: dict, out: Path):
     """Adjacent-pixel (horizontal) correlation scatter: plain vs paper cipher vs diffusion."""
     import numpy as np
 
-    if "_LAYERS" not in globals():
+    if "layers" not in _CACHE:
         imaging_layers(results, out)
-    name, panels = globals()["_LAYERS"]
+    name, panels = _CACHE["layers"]
     chosen = [p for p in panels if p[0] in ("plain", "cipher (paper: + noise)", "cipher + diffusion")]
     plt = _plt()
     fig, ax = plt.subplots(1, 3, figsize=(10, 3.4))
