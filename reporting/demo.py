@@ -17,7 +17,6 @@ demo sends fd 1 to stderr while a benchmark runs so that stdout carries only the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ import time
 import traceback
 from pathlib import Path
 
-from privcrypt.cli import add_json_flag
+from privcrypt.cli import add_json_flag, stdout_to_stderr
 
 #: Section order of the report (benchmark names of ``benchmarks/bench_*.py``).
 ORDER = ("rng", "mpc", "he", "secagg", "dp", "ddp", "imaging", "denoise", "fl", "fl_data", "robust",
@@ -52,22 +51,6 @@ def add_parser(sub) -> None:
                    help="run only these benchmarks (the others show their committed full results)")
     add_json_flag(p)
     p.set_defaults(func=run)
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send file descriptor 1 (and ``sys.stdout``) to stderr inside the block: C++ libraries
-    write warnings straight to fd 1, which would corrupt ``--json`` output."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def load_full(name: str) -> dict | None:

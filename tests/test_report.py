@@ -120,3 +120,18 @@ def test_demo_help_and_out_must_be_a_folder(tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path / "no" / "such" / "dir")]) == 2
     assert f.read_text() == "x"
+
+
+def test_stdout_to_stderr_moves_fd1_and_restores_it(capfd):
+    """What every --json command and the demo's benchmark runs sit inside: a C++ library
+    writing to fd 1 ends up on stderr; stdout is back afterwards."""
+    import os
+
+    from privcrypt.cli import stdout_to_stderr
+
+    with stdout_to_stderr():
+        os.write(1, b"SEAL warning\n")
+        print("python print")
+    os.write(1, b"after\n")
+    out, err = capfd.readouterr()
+    assert out == "after\n" and "SEAL warning" in err and "python print" in err
