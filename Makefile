@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/privcrypt demo
 
 bench-quick: $(STAMP)
-	$(VENV)/bin/privcrypt demo --out benchmarks/results/demo_report
+	$(VENV)/bin/privcrypt demo --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -18,12 +18,15 @@ argparse usage errors also exit 2, anything unexpected in one line and exit code
 JSON output is strict (RFC 8259, ``allow_nan=False``): a non-finite number is written as
 ``null`` and its location is listed in the top-level ``"nonfinite"`` object, which maps the
 dotted path of each such value (``"psnr"``, ``"rows.3.epsilon"``) to ``"inf"``, ``"-inf"``
-or ``"nan"``. The key is absent when every number is finite.
+or ``"nan"``. The key is absent when every number is finite. While a ``--json`` command
+runs, file descriptor 1 points at stderr (:func:`stdout_to_stderr`): C++ warnings from
+TenSEAL/SEAL never reach stdout, which carries only the one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -41,8 +44,8 @@ PROVIDERS: list[tuple[str, str, str]] = [
     ("dp", "privcrypt.dp.cli", ""),
     ("image", "imaging.cli", "imaging"),
     ("fl", "fl.cli", "fl"),
-    ("bench", "privcrypt.bench_cli", ""),
-    ("demo", "privcrypt.demo", ""),
+    ("bench", "reporting.bench_cli", ""),
+    ("demo", "reporting.demo", ""),
 ]
 
 #: One-line help of each subcommand, shown by ``privcrypt --help`` without importing it.
@@ -113,6 +116,23 @@ def emit(result: dict | None, as_json: bool) -> None:
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """The ``--json`` convention: every subcommand that reports numbers takes it."""
     parser.add_argument("--json", action="store_true", help="print one strict JSON object on stdout")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send file descriptor 1 (and ``sys.stdout``) to stderr inside the block, restoring it
+    after. C++ libraries (TenSEAL/SEAL) print warnings straight to fd 1; every ``--json``
+    command runs inside this block so that stdout carries only its one JSON object."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -245,7 +265,11 @@ def _run(argv: list[str]) -> int:
         parser.print_usage(sys.stderr)
         return 2
     try:
-        result = func(args)
+        if getattr(args, "json", False):
+            with stdout_to_stderr():
+                result = func(args)
+        else:
+            result = func(args)
     except USER_ERRORS as exc:
         print(f"{_label(args)}: error: {_one_line(exc)}", file=sys.stderr)
         return 2

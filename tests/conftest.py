@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover
 
 # Opacus installs an unrelated top-level package named ``benchmarks``; make sure tests that
 # import ``benchmarks.harness`` or a bench script get this checkout's folder.
-from privcrypt.bench_cli import ensure_benchmarks_package  # noqa: E402
+from reporting.bench_cli import ensure_benchmarks_package  # noqa: E402
 
 ensure_benchmarks_package()
 

@@ -12,7 +12,7 @@ torch.set_num_threads(1)
 
 
 def test_bench_adversarial_tiny_run():
-    from privcrypt.bench_cli import load_bench
+    from reporting.bench_cli import load_bench
 
     bench = load_bench("adversarial")
     seen = {}
@@ -45,7 +45,7 @@ def test_bench_adversarial_tiny_run():
 def test_fda3_through_fl_run_trains_on_the_precomputed_examples():
     """The default FL hook runs fl.run with each device's precomputed adversarial examples:
     the returned model differs from the initial one and keeps its architecture."""
-    from privcrypt.bench_cli import load_bench
+    from reporting.bench_cli import load_bench
 
     bench = load_bench("adversarial")
     base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
