@@ -20,7 +20,7 @@ DESCRIPTION = "federated learning: seed 001 Table 2 rows (FedAvg, DP, masking/sp
 # dataset -> (model, FLConfig overrides, partitions, rounds full, rounds quick)
 SETUPS = {  # training settings: fl.cli.PRESETS (the same the CLI uses)
     "digits": ("cnn", ("iid", "dirichlet"), 10, 3),
-    "mnist5k": ("cnn", ("iid", "dirichlet"), 8, 2),
+    "mnist5k": ("cnn", ("iid",), 5, 2),
     "cmapss": ("lstm", ("unit",), 5, 2),  # engines are naturally non-IID: one group per client
 }
 ROWS = ("centralized", "fedavg", "dp-example eps 1", "dp-example eps 2", "dp-client eps 1",
@@ -159,6 +159,14 @@ def run(args) -> dict | None:
         for part in (parts[:1] if quick else parts):
             jobs += [(name, part, row) for row in rows]
     cache = {}
+    # Per-example LSTM gradients run through torch.func's slow per-sample fallback (no
+    # batching rule for the fused RNN kernel): DP-SGD on C-MAPSS costs ~20x a plain round,
+    # more than a full run on this 2-core machine can spend. Those rows are left out of the
+    # full run (and said so in the results) unless named with --rows.
+    skipped = []
+    if not args.rows:
+        skipped = [j for j in jobs if j[0] == "cmapss" and j[2].startswith("dp-example")]
+        jobs = [j for j in jobs if j not in skipped]
     for name, part, row in progress(jobs, desc="bench fl"):
         model, parts, r_full, r_quick = SETUPS[name]
         base = PRESETS[name]
@@ -191,7 +199,10 @@ def run(args) -> dict | None:
     cols = ["dataset", "partition", "row", "accuracy", "f1", "rmse", "mb_up", "mb_down", "model_mb_down",
             "s_per_round", "cpu_s_per_round", "server_cpu_s", "epsilon"]
     md = markdown_table(table, cols)
-    data = {"quick": quick, "clients": args.clients, "rows": table, "ratios": summary}
+    data = {"quick": quick, "clients": args.clients, "rows": table, "ratios": summary,
+            "skipped_rows": [{"dataset": d, "partition": p, "row": r,
+                              "why": "per-example LSTM gradients: torch.func per-sample fallback, too slow here"}
+                             for d, p, r in skipped]}
     if not args.no_anomaly:
         data["anomaly_iiot"] = _anomaly(quick, 0)
         md += "\n\nLSTM autoencoder on synthetic IIoT (masking):\n\n" + markdown_table([data["anomaly_iiot"]])
