@@ -189,10 +189,12 @@ def robust_attack(results: dict, out: Path):
     """Robust aggregation under attack: FL accuracy per rule x attack when the FL grid ran,
     else the synthetic least-squares relative error at the largest Byzantine count."""
     plt = _plt()
-    fl, src = pick(results, "robust", "fl_accuracy_under_attack")
+    fl, src = pick(results, "robust", "fl_accuracy_under_attack", prefer="full")
     if isinstance(fl, list) and fl and "accuracy" in fl[0]:
-        ds = fl[0].get("dataset")
-        fl = [r for r in fl if r.get("dataset") == ds]
+        ds, part = fl[0].get("dataset"), fl[0].get("partition")
+        # one data set and partition; no attack, and 2 attackers of 10 (in every grid)
+        fl = [r for r in fl if r.get("dataset") == ds and r.get("partition") == part
+              and r.get("byzantine") in (0, 2) and "accuracy" in r]
         aggs = list(dict.fromkeys(r["aggregator"] for r in fl))
         atks = list(dict.fromkeys(r["attack"] for r in fl))
         cell = {}
@@ -202,9 +204,10 @@ def robust_attack(results: dict, out: Path):
                for g in aggs]
         fig, ax = plt.subplots(figsize=(7, 0.4 * len(aggs) + 1.5))
         fig.colorbar(_heat(ax, mat, aggs, atks), ax=ax, label="test accuracy")
-        ax.set_title(f"FL test accuracy per aggregation rule and attack ({ds})")
+        ax.set_title(f"FL test accuracy per rule and attack ({ds}, {part}; 2 attackers of 10)")
         return _save(fig, out, "robust_attack.png"), (
-            f"Accuracy under attack (mean over Byzantine counts in the grid); source: {_src(src, results, 'robust')}.")
+            f"Accuracy with no attacker ('none') and with 2 of 10 clients attacking; "
+            f"source: {_src(src, results, 'robust')}.")
     syn, src = pick(results, "robust", "synthetic_least_squares", prefer="full")
     if not syn:
         return None
