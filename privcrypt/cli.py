@@ -52,7 +52,7 @@ PROVIDERS: list[tuple[str, str, str]] = [
 SUMMARIES: dict[str, str] = {
     "dp": "differential privacy: epsilon of a run, noise for a target",
     "image": "FLEP image protection: keygen, encrypt, decrypt, metrics, train-denoiser",
-    "fl": "federated learning: run a simulated federation",
+    "fl": "federated learning: train across clients (simulated, or on Flower with --engine flower)",
     "bench": "run a benchmark against its peer (writes files only with --write or --out)",
     "demo": "run a quick version of every benchmark and write a report",
 }
