@@ -316,6 +316,21 @@ class SpdzAggregator(SecureAggregator):
         return timed("parties", lambda: verify_range(engine, xk, bits.reshape(dim, L), self.range_bound,
                                                      label=str(cid).encode(), triples=triples))
 
+    def _client_share(self, engine: SpdzEngine, party0: "SpdzComputeParty", seed: bytes, cid: int, dim: int,
+                      timed) -> Shared | None:
+        """One consistent client's input as an authenticated share (the dealer's masks from
+        the client's seed, the client's masked input), range-proved when the range proof is
+        on. Returns ``None`` if the client fails the range proof. Shared by every SPDZ
+        driver (mean and Multi-Krum)."""
+        L = self.range_bits
+        mask = expand_mask(seed, dim * (1 + L))
+        masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(mask[:dim]),)))
+        xk = timed("parties", lambda: engine.from_masked_input(
+            masks, party0.inputs[cid], frac_bits=self.frac_bits, bound=self.clip))
+        if L and not self._range_ok(engine, xk, mask[dim:], party0.bit_inputs[cid], cid, timed):
+            return None
+        return xk
+
     # -- one round -------------------------------------------------------------------------
     def aggregate(self, updates, weights=None, dropped=frozenset()) -> AggregationResult:
         upd, w, dropped = validate_round_inputs(updates, weights, dropped)
@@ -365,11 +380,8 @@ class SpdzAggregator(SecureAggregator):
         # stages "range_check", "norm_check" and "aggregate", client by client (memory O(n·dim·L))
         acc, accepted, rejected, rejected_range = None, [], [], []
         for cid in consistent:
-            mask = expand_mask(seeds[cid], dim * (1 + L))
-            masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(mask[:dim]),)))
-            xk = timed("parties", lambda: engine.from_masked_input(
-                masks, parties[0].inputs[cid], frac_bits=self.frac_bits, bound=self.clip))
-            if L and not self._range_ok(engine, xk, mask[dim:], parties[0].bit_inputs[cid], cid, timed):
+            xk = self._client_share(engine, parties[0], seeds[cid], cid, dim, timed)
+            if xk is None:
                 rejected_range.append(cid)
                 continue
             if self.norm_bound is not None:

@@ -97,11 +97,10 @@ import numpy as np
 from privcrypt.exceptions import MalformedInput, ProtocolAbort, UnsupportedParameters
 from privcrypt.mpc import SpdzEngine, field
 from privcrypt.mpc.dealer import OneShot
-from privcrypt.mpc.rangeproof import verify_range
 from privcrypt.mpc.shares import MAX_ABS_BITS, Shared
 from privcrypt.rng import RandomSource
 from privcrypt.secagg.base import AggregationResult, check_survivors, validate_round_inputs
-from privcrypt.secagg.spdz import DEALER, SpdzAggregator, SpdzClient, SpdzComputeParty, cpu_timer, expand_mask
+from privcrypt.secagg.spdz import DEALER, SpdzAggregator, SpdzClient, SpdzComputeParty, cpu_timer
 from privcrypt.wire import Message
 
 __all__ = ["SpdzKrumAggregator", "matmul_mod", "gram_on_shares", "sq_distances_on_shares", "krum_scores",
@@ -375,11 +374,8 @@ class SpdzKrumAggregator(SpdzAggregator):
         # stage "range_check": shares of every consistent client, range-proved
         ids, rows, rejected_range = [], [], []
         for cid in consistent:
-            mask = expand_mask(seeds[cid], dim * (1 + L))
-            masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(mask[:dim]),)))
-            xk = timed("parties", lambda: engine.from_masked_input(
-                masks, parties[0].inputs[cid], frac_bits=self.frac_bits, bound=self.clip))
-            if L and not self._range_proof(engine, xk, mask[dim:], parties[0].bit_inputs[cid], cid, timed):
+            xk = self._client_share(engine, parties[0], seeds[cid], cid, dim, timed)
+            if xk is None:
                 rejected_range.append(cid)
                 continue
             ids.append(cid)
@@ -475,17 +471,6 @@ class SpdzKrumAggregator(SpdzAggregator):
             (view,) = views
             (malformed if view == _MALFORMED else consistent).append(cid)
         return consistent, malformed
-
-    def _range_proof(self, engine, xk, bit_mask, bit_delta, cid, timed) -> bool:
-        """The ``range_check`` stage for one client (as in ``spdz``): its bits enter through
-        the input protocol, then :func:`verify_range` (``MacCheckFailed`` if a compute party
-        cheats, False if the client does)."""
-        dim, L = xk.size, self.range_bits
-        masks = timed("dealer", lambda: OneShot("input-mask", (engine.dealer.authenticate(bit_mask),)))
-        bits = timed("parties", lambda: engine.from_masked_input(masks, bit_delta, frac_bits=0, bound=1.0))
-        triples = timed("dealer", engine.dealer.triples, (dim, L))
-        return timed("parties", lambda: verify_range(engine, xk, bits.reshape(dim, L), self.range_bound,
-                                                     label=str(cid).encode(), triples=triples))
 
 
 def _stack(rows: list[Shared]) -> Shared:
